@@ -1,0 +1,182 @@
+/**
+ * Every setting, read from the environment once, validated with zod, every bad one reported at
+ * once by name, returned frozen. Nothing else in the app reads `Deno.env`.
+ */
+import { z } from "zod";
+
+const onOff = z.enum(["on", "off"]);
+const positiveInt = z.coerce.number().int().positive();
+
+const Env = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  KV_PATH: z.string().min(1).default("./data/blotter.kv"),
+  AUTH_MODE: z.enum(["dev", "jwt"]).optional(),
+  AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  AUTH_JWT_PUBLIC_KEY: z.string().min(1).optional(),
+  AUTH_JWKS_URL: z.url().optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  AUTH_JWT_COOKIE: z.string().regex(/^[A-Za-z0-9_\-]+$/).optional(),
+  AUTH_SERVICE_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  INGEST_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  SIMULATOR: onOff.default("off"),
+  SIM_SPEED: z.coerce.number().positive().max(1000).default(1),
+  VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+  VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+  VAPID_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)/, "must start with mailto: or https://")
+    .default("mailto:ops@blotter.invalid"),
+  PUSH_ENDPOINT_ALLOW: z.string().optional(),
+  PUSH_ALWAYS: onOff.default("off"),
+  HEARTBEAT_MS: positiveInt.default(15000),
+  RATE_LIMIT: onOff.default("on"),
+  EVENT_RETENTION_HOURS: positiveInt.default(72),
+  MAX_STREAMS_PER_USER: positiveInt.default(10),
+  STREAM_QUEUE_LIMIT: positiveInt.default(1000),
+  PUBLIC_ORIGIN: z.url().optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+/** Every environment variable Blotter reads (deployment files are checked against this). */
+export const ENV_NAMES: readonly string[] = Object.freeze(Object.keys(Env.shape));
+
+/** The public push services a subscription may point at unless PUSH_ENDPOINT_ALLOW says otherwise. */
+export const DEFAULT_PUSH_ORIGINS = [
+  "https://fcm.googleapis.com",
+  "https://updates.push.services.mozilla.com",
+  "https://web.push.apple.com",
+  "https://wns2-par02p.notify.windows.com",
+] as const;
+
+/** The validated, typed settings. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string | null;
+  readonly kvPath: string;
+  readonly auth: {
+    readonly mode: "dev" | "jwt";
+    readonly jwtSecret: string | null;
+    readonly jwtPublicKey: string | null;
+    readonly jwksUrl: string | null;
+    readonly issuer: string | null;
+    readonly audience: string | null;
+    readonly cookieName: string | null;
+    readonly serviceToken: string | null;
+  };
+  readonly ingestToken: string | null;
+  readonly simulator: boolean;
+  readonly simSpeed: number;
+  readonly vapid: {
+    readonly publicKey: string | null;
+    readonly privateKey: string | null;
+    readonly subject: string;
+  };
+  /** Origins (scheme://host[:port]) a push endpoint may be on. */
+  readonly pushEndpointAllow: readonly string[];
+  /** Push to every device, not only those without an open stream. */
+  readonly pushAlways: boolean;
+  readonly heartbeatMs: number;
+  readonly rateLimit: boolean;
+  readonly eventRetentionMs: number;
+  readonly maxStreamsPerUser: number;
+  readonly streamQueueLimit: number;
+  /** This site's own origin, for the CSRF check behind a proxy; null: the request's own. */
+  readonly publicOrigin: string | null;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** Raised when settings are bad; `problems` names every one. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `Blotter cannot start; fix these settings:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads the settings from an environment (a plain record, so tests pass their own). Throws
+ * ConfigError listing every problem at once; never returns a half-valid config.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = Env.safeParse(present);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join(".")}: ${issue.message}`);
+    }
+  }
+  const e = parsed.success ? parsed.data : null;
+  if (e) {
+    const hasJwtKey = Boolean(e.AUTH_JWT_SECRET || e.AUTH_JWT_PUBLIC_KEY || e.AUTH_JWKS_URL);
+    if (!e.AUTH_MODE && !hasJwtKey) {
+      problems.push(
+        "AUTH_MODE: not set. Set AUTH_MODE=jwt with AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or " +
+          "AUTH_JWKS_URL, or AUTH_MODE=dev for the built-in development login",
+      );
+    }
+    if (e.AUTH_MODE === "jwt" && !hasJwtKey) {
+      problems.push(
+        "AUTH_MODE: jwt needs one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL",
+      );
+    }
+    if (Boolean(e.VAPID_PUBLIC_KEY) !== Boolean(e.VAPID_PRIVATE_KEY)) {
+      problems.push("VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY: give both or neither");
+    }
+    if (e.PUSH_ENDPOINT_ALLOW !== undefined) {
+      for (const origin of e.PUSH_ENDPOINT_ALLOW.split(",").map((s) => s.trim()).filter(Boolean)) {
+        if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+          problems.push(
+            `PUSH_ENDPOINT_ALLOW: "${origin}" is not an origin like https://host[:port]`,
+          );
+        }
+      }
+    }
+  }
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
+
+  const mode = e.AUTH_MODE ?? "jwt";
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL ?? null,
+    kvPath: e.KV_PATH,
+    auth: Object.freeze({
+      mode,
+      jwtSecret: e.AUTH_JWT_SECRET ?? null,
+      jwtPublicKey: e.AUTH_JWT_PUBLIC_KEY ?? null,
+      jwksUrl: e.AUTH_JWKS_URL ?? null,
+      issuer: e.AUTH_JWT_ISSUER ?? null,
+      audience: e.AUTH_JWT_AUDIENCE ?? null,
+      cookieName: e.AUTH_JWT_COOKIE ?? null,
+      serviceToken: e.AUTH_SERVICE_TOKEN ?? null,
+    }),
+    ingestToken: e.INGEST_TOKEN ?? null,
+    simulator: e.SIMULATOR === "on",
+    simSpeed: e.SIM_SPEED,
+    vapid: Object.freeze({
+      publicKey: e.VAPID_PUBLIC_KEY ?? null,
+      privateKey: e.VAPID_PRIVATE_KEY ?? null,
+      subject: e.VAPID_SUBJECT,
+    }),
+    pushEndpointAllow: Object.freeze(
+      e.PUSH_ENDPOINT_ALLOW === undefined
+        ? [...DEFAULT_PUSH_ORIGINS]
+        : e.PUSH_ENDPOINT_ALLOW.split(",").map((s) => s.trim()).filter(Boolean),
+    ),
+    pushAlways: e.PUSH_ALWAYS === "on",
+    heartbeatMs: e.HEARTBEAT_MS,
+    rateLimit: e.RATE_LIMIT === "on",
+    eventRetentionMs: e.EVENT_RETENTION_HOURS * 3_600_000,
+    maxStreamsPerUser: e.MAX_STREAMS_PER_USER,
+    streamQueueLimit: e.STREAM_QUEUE_LIMIT,
+    publicOrigin: e.PUBLIC_ORIGIN ?? null,
+    logLevel: e.LOG_LEVEL,
+  });
+}

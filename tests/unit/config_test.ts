@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { ConfigError, DEFAULT_PUSH_ORIGINS, loadConfig } from "../../config.ts";
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+Deno.test("defaults follow the contract", () => {
+  const c = loadConfig({ AUTH_MODE: "dev" });
+  assert.equal(c.port, 8000);
+  assert.equal(c.host, "127.0.0.1");
+  assert.equal(c.databaseUrl, null);
+  assert.equal(c.kvPath, "./data/blotter.kv");
+  assert.equal(c.ingestToken, null);
+  assert.equal(c.simulator, false);
+  assert.equal(c.heartbeatMs, 15000);
+  assert.equal(c.rateLimit, true);
+  assert.deepEqual([...c.pushEndpointAllow], [...DEFAULT_PUSH_ORIGINS]);
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("starting with no auth configured is refused, saying what to set", () => {
+  const problems = problemsOf({});
+  assert.equal(problems.length, 1);
+  assert.match(problems[0], /AUTH_MODE.*AUTH_MODE=dev/);
+});
+
+Deno.test("a JWT key alone selects jwt mode", () => {
+  assert.equal(loadConfig({ AUTH_JWT_SECRET: "x".repeat(32) }).auth.mode, "jwt");
+  assert.match(problemsOf({ AUTH_MODE: "jwt" })[0], /jwt needs/);
+});
+
+Deno.test("every bad setting is reported at once, by name", () => {
+  const problems = problemsOf({
+    AUTH_MODE: "dev",
+    PORT: "seventy",
+    DATABASE_URL: "mysql://x",
+    HEARTBEAT_MS: "-5",
+    RATE_LIMIT: "maybe",
+  });
+  for (const name of ["PORT", "DATABASE_URL", "HEARTBEAT_MS", "RATE_LIMIT"]) {
+    assert.ok(problems.some((p) => p.startsWith(name)), `${name} in ${problems}`);
+  }
+});
+
+Deno.test("VAPID keys come in pairs and push origins must be origins", () => {
+  const problems = problemsOf({
+    AUTH_MODE: "dev",
+    VAPID_PUBLIC_KEY: "abc",
+    PUSH_ENDPOINT_ALLOW: "http://127.0.0.1:9,not an origin",
+  });
+  assert.ok(problems.some((p) => p.startsWith("VAPID")));
+  assert.ok(problems.some((p) => p.includes('"not an origin"')));
+  const ok = loadConfig({ AUTH_MODE: "dev", PUSH_ENDPOINT_ALLOW: "http://127.0.0.1:9" });
+  assert.deepEqual([...ok.pushEndpointAllow], ["http://127.0.0.1:9"]);
+});
