@@ -1,0 +1,133 @@
+/**
+ * Blotter, assembled: config → store → hub → push → feed → venue → app → server. Read top to
+ * bottom, this is the whole system. Serves only when run directly; tests import `startBlotter`.
+ */
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { Hub } from "./realtime/hub.ts";
+import { startFeed } from "./realtime/feed.ts";
+import { Metrics } from "./realtime/metrics.ts";
+import { createPushDispatcher } from "./realtime/push.ts";
+import { createApp } from "./routes/app.ts";
+import { serve } from "./serve.ts";
+import { openKvStore } from "./store/kv.ts";
+import { openPgStore } from "./store/pg.ts";
+import type { Store } from "./store/store.ts";
+import { startSimulator } from "./venue/simulator.ts";
+
+/** How often old events are pruned (retention is config.eventRetentionMs). */
+const PRUNE_EVERY_MS = 15 * 60_000;
+/** SIGTERM must end the process within 10 s (CONTRACT); leave room for the exit itself. */
+const SHUTDOWN_BUDGET_MS = 8_000;
+
+/** A running Blotter: where it listens and how to stop it. */
+export interface RunningBlotter {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Opens the store the config asks for: Postgres when DATABASE_URL is set, else Deno KV. */
+async function openStore(config: Config, log: Logger): Promise<Store> {
+  if (config.databaseUrl) return await openPgStore(config.databaseUrl, { log });
+  return await openKvStore(config.kvPath);
+}
+
+/** Starts every part of Blotter and the HTTP server. */
+export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
+  const store = await openStore(config, log);
+  const metrics = new Metrics();
+  const hub = new Hub({
+    queueLimit: config.streamQueueLimit,
+    maxStreamsPerUser: config.maxStreamsPerUser,
+    metrics,
+  });
+  const push = await createPushDispatcher({ config, store, hub, metrics, log });
+  const feed = startFeed({ store, hub, push, log });
+  const venue = config.simulator ? startSimulator({ store, speed: config.simSpeed, log }) : null;
+  const prune = setInterval(() => {
+    store.pruneEvents(new Date(Date.now() - config.eventRetentionMs))
+      .then((n) => n > 0 && log.info("pruned old events", { count: n }))
+      .catch((err) => log.error("pruning events failed", { err }));
+  }, PRUNE_EVERY_MS);
+
+  const app = createApp({
+    config,
+    store,
+    hub,
+    push,
+    metrics,
+    log,
+    feedStatus: feed.status,
+    now: () => new Date(),
+  });
+  const server = serve(app, { port: config.port, host: config.host });
+  log.info("Blotter is listening", {
+    url: `http://${config.host}:${server.port}`,
+    store: store.kind,
+    auth: config.auth.mode,
+    simulator: config.simulator,
+  });
+  if (config.auth.mode === "dev") {
+    log.warn("AUTH_MODE=dev: anyone can sign in as anyone. Never use it in production.");
+  }
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    stopping ??= (async () => {
+      clearInterval(prune);
+      // Ask every stream to reconnect (elsewhere, or here after a restart), then stop serving.
+      hub.closeAll("server shutting down");
+      await server.shutdown();
+      await venue?.stop();
+      feed.stop();
+      await push.close();
+      await store.close();
+    })();
+  return { port: server.port, stop };
+}
+
+/** The container's health check: the image has no shell or curl, so the binary asks itself. */
+async function healthcheck(): Promise<never> {
+  const port = Deno.env.get("PORT") ?? "8000";
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    await res.body?.cancel();
+    Deno.exit(res.ok ? 0 : 1);
+  } catch {
+    // Unreachable is simply unhealthy; the exit code is the whole answer.
+    Deno.exit(1);
+  }
+}
+
+if (import.meta.main && Deno.args[0] === "healthcheck") await healthcheck();
+
+if (import.meta.main) {
+  let config: Config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    Deno.exit(1);
+  }
+  const log = createLogger(config.logLevel);
+  const blotter = await startBlotter(config, log);
+  const onSignal = () => {
+    log.info("shutting down");
+    const deadline = setTimeout(() => {
+      log.error("shutdown took too long; exiting");
+      Deno.exit(1);
+    }, SHUTDOWN_BUDGET_MS);
+    blotter.stop().then(() => {
+      clearTimeout(deadline);
+      Deno.exit(0);
+    }).catch((err) => {
+      log.error("shutdown failed", { err });
+      Deno.exit(1);
+    });
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+}

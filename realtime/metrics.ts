@@ -1,0 +1,135 @@
+/**
+ * A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text
+ * exposition format for `GET /metrics`. Small enough not to earn a dependency.
+ */
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return "";
+  const parts = Object.keys(labels).sort().map((k) =>
+    `${k}="${labels[k].replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+  );
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+/** A monotonically increasing count, per label set. */
+export class Counter {
+  readonly #values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+  /** Adds `by` (default 1) to the series with these labels. */
+  inc(labels?: Labels, by = 1): void {
+    const key = labelKey(labels);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+  }
+  /** The current value of one series (tests read it). */
+  value(labels?: Labels): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+  /** Prometheus text lines. */
+  render(): string[] {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    if (this.#values.size === 0) lines.push(`${this.name} 0`);
+    for (const [key, v] of this.#values) lines.push(`${this.name}${key} ${v}`);
+    return lines;
+  }
+}
+
+/** A value read when scraped. */
+export class Gauge {
+  constructor(readonly name: string, readonly help: string, readonly read: () => number) {}
+  /** Prometheus text lines. */
+  render(): string[] {
+    return [
+      `# HELP ${this.name} ${this.help}`,
+      `# TYPE ${this.name} gauge`,
+      `${this.name} ${this.read()}`,
+    ];
+  }
+}
+
+/** A distribution in fixed buckets (upper bounds, in the metric's unit). */
+export class Histogram {
+  readonly #counts: number[];
+  #sum = 0;
+  #count = 0;
+  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
+    this.#counts = new Array(buckets.length).fill(0);
+  }
+  /** Records one observation. */
+  observe(value: number): void {
+    this.#sum += value;
+    this.#count++;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= this.buckets[i]) {
+        this.#counts[i]++;
+        break;
+      }
+    }
+  }
+  /** How many observations so far. */
+  get count(): number {
+    return this.#count;
+  }
+  /** Prometheus text lines (cumulative buckets). */
+  render(): string[] {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    let cumulative = 0;
+    this.buckets.forEach((le, i) => {
+      cumulative += this.#counts[i];
+      lines.push(`${this.name}_bucket{le="${le}"} ${cumulative}`);
+    });
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}`);
+    lines.push(`${this.name}_sum ${this.#sum}`, `${this.name}_count ${this.#count}`);
+    return lines;
+  }
+}
+
+/** The process's metrics, created once in main.ts and passed down. */
+export class Metrics {
+  readonly #all: Array<Counter | Gauge | Histogram> = [];
+
+  /** Events written to streams, by stream format (json | html). */
+  readonly eventsDelivered = this.counter(
+    "blotter_events_delivered_total",
+    "Events written to SSE streams",
+  );
+  /** Commit-to-write latency of delivered events, in seconds. */
+  readonly deliveryLatency = this.histogram(
+    "blotter_delivery_latency_seconds",
+    "Time from an event's commit to its write on a stream",
+    [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  /** Ingested reports by HTTP status. */
+  readonly ingestResults = this.counter(
+    "blotter_ingest_reports_total",
+    "Execution reports received on the ingest API, by result status",
+  );
+  /** Streams closed, by reason. */
+  readonly streamsClosed = this.counter("blotter_streams_closed_total", "SSE streams ended");
+  /** Push messages, by outcome (sent, failed_<reason>, removed). */
+  readonly pushes = this.counter("blotter_push_total", "Web Push messages by outcome");
+
+  /** Registers a counter. */
+  counter(name: string, help: string): Counter {
+    const m = new Counter(name, help);
+    this.#all.push(m);
+    return m;
+  }
+  /** Registers a gauge read at scrape time. */
+  gauge(name: string, help: string, read: () => number): Gauge {
+    const m = new Gauge(name, help, read);
+    this.#all.push(m);
+    return m;
+  }
+  /** Registers a histogram. */
+  histogram(name: string, help: string, buckets: number[]): Histogram {
+    const m = new Histogram(name, help, buckets);
+    this.#all.push(m);
+    return m;
+  }
+  /** The whole registry in Prometheus text format. */
+  render(): string {
+    return this.#all.flatMap((m) => m.render()).join("\n") + "\n";
+  }
+}

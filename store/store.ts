@@ -1,0 +1,200 @@
+/**
+ * The store interface: where orders, their event log, sessions, push subscriptions and settings
+ * are kept. Two backends implement it — Deno KV (kv.ts, the embedded default) and Postgres (pg.ts)
+ * — and both must pass the one contract suite in tests/store_contract.ts.
+ *
+ * The event log, numbered per user by `seq` (1, 2, 3, … no gaps, in commit order), is the truth;
+ * everything downstream (hub, streams, push) can be rebuilt from `eventsSince`.
+ */
+import { FINAL_STATUSES, OPEN_STATUSES } from "../orders/model.ts";
+import type {
+  ExecutionReport,
+  Order,
+  OrderEvent,
+  OrderRequest,
+  OrderStatus,
+  ReplaceRequest,
+  UserEvent,
+} from "../orders/model.ts";
+
+/** The result of a write that produced events (an order action or an applied report). */
+export interface WriteResult {
+  /** The user the order belongs to. */
+  user_id: string;
+  /** The primary order's snapshot after the write (for a duplicate: the first result's). */
+  order: Order;
+  /** The events this write appended, in seq order (for a duplicate: the first result's). */
+  events: OrderEvent[];
+}
+
+/** What `placeOrder` answers: `created` is false when the client_order_id was seen before. */
+export interface PlaceResult extends WriteResult {
+  created: boolean;
+}
+
+/** What `applyReport` answers: a duplicate exec_id writes nothing and returns the first result. */
+export interface ApplyResult extends WriteResult {
+  duplicate: boolean;
+}
+
+/** Which orders a list shows. */
+export type StatusFilter = "open" | "closed" | "all";
+
+/** One page of orders, newest first; `next_cursor` is opaque, null on the last page. */
+export interface OrderPage {
+  orders: Order[];
+  next_cursor: string | null;
+}
+
+/** A device's session (dev-mode login, or a JWT `sid` seen for the first time). */
+export interface Session {
+  id: string;
+  user_id: string;
+  /** Human label for the devices page, e.g. "Chrome on macOS". */
+  label: string;
+  created_at: string;
+  last_seen_at: string;
+  revoked_at: string | null;
+}
+
+/** A browser's Web Push subscription, tied to the device session that made it. */
+export interface PushSubscriptionRecord {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+  user_id: string;
+  session_id: string;
+  created_at: string;
+}
+
+/** Receives what the store commits, from this process or (Postgres) from any instance. */
+export interface ChangeListener {
+  /** Events committed, in per-user seq order. May arrive late or twice after a reconnect. */
+  events(events: UserEvent[]): void;
+  /** A session was revoked: its streams must end. */
+  sessionRevoked(sessionId: string, userId: string): void;
+  /**
+   * The change source is connected: called once on subscribe when it already is, and again after
+   * every reconnect. Whatever was committed while disconnected was NOT delivered: catch up here.
+   */
+  connected(): void;
+  /** The change source was lost; events are not arriving until `connected` is called again. */
+  disconnected(reason: string): void;
+}
+
+/** The store's change feed (KV: in-process after commit; Postgres: LISTEN/NOTIFY). */
+export interface ChangeSource {
+  /** Adds a listener; returns a function that removes it. */
+  subscribe(listener: ChangeListener): () => void;
+  /** Whether notifications are flowing right now (for /readyz and `status` events). */
+  readonly connected: boolean;
+}
+
+/** Everything Blotter keeps. All methods are safe to call concurrently. */
+export interface Store {
+  /** Which backend this is, for logs and /readyz. */
+  readonly kind: "kv" | "postgres";
+  /** The change feed of this store. */
+  readonly changes: ChangeSource;
+
+  // --- orders -----------------------------------------------------------------------------------
+  /**
+   * Places an order in `pending_new` and appends its `pending_new` event. With a client_order_id
+   * this user already used, writes nothing and returns that order (`created: false`).
+   */
+  placeOrder(userId: string, request: OrderRequest, now: Date): Promise<PlaceResult>;
+  /** Asks to cancel: `pending_cancel`. Throws AppError not_found (404) or conflict (409, final). */
+  requestCancel(userId: string, orderId: string, now: Date): Promise<WriteResult>;
+  /** Asks to replace: `pending_replace`. Throws AppError not_found, conflict or invalid_request. */
+  requestReplace(
+    userId: string,
+    orderId: string,
+    changes: ReplaceRequest,
+    now: Date,
+  ): Promise<WriteResult>;
+  /**
+   * Applies a venue's report in one atomic step: snapshot(s) + event(s) with the user's next
+   * seq(s). A repeated exec_id writes nothing and returns the first result (`duplicate: true`).
+   * Throws AppError not_found (unknown order) or illegal_transition (409) and then writes nothing.
+   */
+  applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult>;
+  /** One order of this user, or null (also when it belongs to someone else). */
+  getOrder(userId: string, orderId: string): Promise<Order | null>;
+  /** This user's orders, newest first (UUIDv7 order), filtered by status, at most `limit`. */
+  listOrders(
+    userId: string,
+    options: { status: StatusFilter; limit: number; cursor?: string | null },
+  ): Promise<OrderPage>;
+  /** Every event of one order of this user, oldest first ([] when not theirs or unknown). */
+  orderEvents(userId: string, orderId: string): Promise<OrderEvent[]>;
+  /** Orders of any user that are not final, oldest first: the simulator resumes them on start. */
+  workingOrders(limit: number): Promise<Array<{ user_id: string; order: Order }>>;
+  /** The owner of an order, or null: the venue reports by order id alone. */
+  orderOwner(orderId: string): Promise<string | null>;
+
+  // --- the event log ----------------------------------------------------------------------------
+  /** The user's events with seq > `afterSeq`, ascending, at most `limit`. */
+  eventsSince(userId: string, afterSeq: number, limit: number): Promise<OrderEvent[]>;
+  /**
+   * The same for many users at once (one query on Postgres): catch-up after the change feed
+   * reconnects. Returns events grouped in per-user seq order; at most `limitPerUser` per user.
+   */
+  eventsSinceMany(
+    positions: ReadonlyArray<{ user_id: string; after_seq: number }>,
+    limitPerUser: number,
+  ): Promise<UserEvent[]>;
+  /** The user's latest seq (0 before their first event). */
+  currentSeq(userId: string): Promise<number>;
+  /** The smallest seq still kept for this user (events before it were pruned), or null if none. */
+  oldestSeq(userId: string): Promise<number | null>;
+  /** Deletes events older than `before` (retention), never a user's latest; returns how many. */
+  pruneEvents(before: Date): Promise<number>;
+
+  // --- sessions ---------------------------------------------------------------------------------
+  /** Stores a new session with the SHA-256 hash (hex) of its bearer token. */
+  createSession(
+    session: Omit<Session, "revoked_at" | "last_seen_at">,
+    tokenHash: string,
+  ): Promise<Session>;
+  /** The session for a token hash, or null (revoked ones are returned with revoked_at set). */
+  sessionByTokenHash(tokenHash: string): Promise<Session | null>;
+  /** One session by id, or null. */
+  getSession(sessionId: string): Promise<Session | null>;
+  /** Ensures a session exists with this id (JWT mode: the auth service's `sid`). */
+  ensureSession(session: Omit<Session, "revoked_at" | "last_seen_at">): Promise<Session>;
+  /** Updates last_seen_at (callers throttle this; it is not on every request). */
+  touchSession(sessionId: string, now: Date): Promise<void>;
+  /** This user's sessions that are not revoked, newest first. */
+  listSessions(userId: string): Promise<Session[]>;
+  /**
+   * Revokes a session of this user (null userId: any user's, for the auth service) and removes
+   * its push subscriptions; notifies the change feed. Returns false if there was none.
+   */
+  revokeSession(userId: string | null, sessionId: string, now: Date): Promise<boolean>;
+
+  // --- push subscriptions -----------------------------------------------------------------------
+  /** Adds or replaces (by endpoint) a push subscription. */
+  addPushSubscription(sub: PushSubscriptionRecord): Promise<void>;
+  /** Removes this user's subscription with that endpoint; false if there was none. */
+  removePushSubscription(userId: string, endpoint: string): Promise<boolean>;
+  /** Removes a subscription by endpoint whoever owns it (the push service said 404/410). */
+  removePushSubscriptionByEndpoint(endpoint: string): Promise<void>;
+  /** This user's subscriptions. */
+  listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]>;
+
+  // --- settings ---------------------------------------------------------------------------------
+  /** A stored setting, or null. */
+  getSetting(key: string): Promise<string | null>;
+  /** Stores the value unless the key exists; returns whichever value is stored (first wins). */
+  setSettingIfAbsent(key: string, value: string): Promise<string>;
+
+  /** Whether the store answers right now (for /readyz). */
+  ping(): Promise<boolean>;
+  /** Releases connections; further calls fail. */
+  close(): Promise<void>;
+}
+
+/** Order statuses a filter admits (null: all). */
+export function statusesFor(filter: StatusFilter): ReadonlySet<OrderStatus> | null {
+  if (filter === "all") return null;
+  return filter === "open" ? OPEN_STATUSES : FINAL_STATUSES;
+}
