@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { ENV_NAMES, loadConfig } from "../../config.ts";
+
+const root = new URL("../../", import.meta.url);
+const dockerfile = await Deno.readTextFile(new URL("Dockerfile", root));
+const compose = parse(await Deno.readTextFile(new URL("compose.yaml", root))) as {
+  services: Record<string, { environment?: Record<string, string>; ports?: string[] }>;
+};
+const defaults = loadConfig({ AUTH_MODE: "dev" });
+
+Deno.test("the Dockerfile exposes the port the server listens on by default", () => {
+  assert.match(dockerfile, new RegExp(`^EXPOSE ${defaults.port}$`, "m"));
+  assert.match(dockerfile, new RegExp(`PORT=${defaults.port}`));
+  assert.match(dockerfile, /HOST=0\.0\.0\.0/);
+});
+
+Deno.test("the Dockerfile health check runs the binary's own healthcheck against /healthz", async () => {
+  assert.match(dockerfile, /HEALTHCHECK .*\n?.*"\/app\/blotter", "healthcheck"/);
+  const main = await Deno.readTextFile(new URL("main.ts", root));
+  assert.match(main, /\/healthz/);
+  const ops = await Deno.readTextFile(new URL("routes/ops.ts", root));
+  assert.match(ops, /["']\/healthz["']/);
+});
+
+Deno.test("the image runs as a non-root user", () => {
+  assert.match(dockerfile, /^USER nonroot$/m);
+});
+
+Deno.test("every environment name in Dockerfile and compose.yaml is one Blotter reads", () => {
+  const names = new Set<string>();
+  for (const m of dockerfile.matchAll(/^ENV ([\s\S]*?)(?:\n(?!\s))/gm)) {
+    for (const pair of m[1].matchAll(/([A-Z_]+)=/g)) names.add(pair[1]);
+  }
+  const blotter = compose.services.blotter;
+  for (const name of Object.keys(blotter.environment ?? {})) names.add(name);
+  assert.ok(names.size >= 5, `found ${[...names]}`);
+  for (const name of names) assert.ok(ENV_NAMES.includes(name), `${name} is not a Blotter setting`);
+});
+
+Deno.test("compose publishes the container port the config listens on", () => {
+  const blotter = compose.services.blotter;
+  const port = blotter.environment?.PORT;
+  assert.equal(port, String(defaults.port));
+  assert.ok(blotter.ports?.some((p) => p.endsWith(`:${port}`)));
+});
