@@ -1,0 +1,4 @@
+import { storeContract } from "../store_contract.ts";
+import { openKvStore } from "../../store/kv.ts";
+
+storeContract({ name: "kv", open: () => openKvStore(":memory:") });

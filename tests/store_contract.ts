@@ -1,0 +1,386 @@
+/**
+ * The store contract: one suite, run against every backend (tests/store/kv_test.ts and
+ * tests/store/pg_test.ts). A backend is correct when it passes all of it.
+ */
+import assert from "node:assert/strict";
+import { AppError } from "../orders/errors.ts";
+import { uuidv7 } from "../orders/ids.ts";
+import { ExecutionReport, OrderRequest, type UserEvent } from "../orders/model.ts";
+import type { Store } from "../store/store.ts";
+
+/** How a backend's test file opens a fresh, empty store and disposes of it. */
+export interface StoreFactory {
+  name: string;
+  open(): Promise<Store>;
+  /** Skip reason when the backend is unavailable here (null: run). */
+  ignore?: boolean;
+}
+
+const T0 = new Date("2026-11-24T14:30:00.000Z");
+let clock = T0.getTime();
+/** A clock that moves 1 ms per call, so timestamps and UUIDv7 ids increase. */
+const tick = () => new Date(++clock);
+
+function req(fields: Record<string, unknown> = {}) {
+  return OrderRequest.parse({
+    symbol: "AAPL",
+    asset_class: "stock",
+    side: "buy",
+    qty: "10",
+    ...fields,
+  });
+}
+
+function report(orderId: string, type: string, fields: Record<string, unknown> = {}) {
+  return ExecutionReport.parse({
+    order_id: orderId,
+    exec_id: `x-${crypto.randomUUID()}`,
+    type,
+    at: tick().toISOString(),
+    ...fields,
+  });
+}
+
+async function refusedWith(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err) => err instanceof AppError && err.code === code);
+}
+
+/** Registers the contract suite for one backend. */
+export function storeContract(factory: StoreFactory): void {
+  const test = (name: string, fn: (store: Store) => Promise<void>) =>
+    Deno.test({
+      name: `${factory.name}: ${name}`,
+      ignore: factory.ignore,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      async fn() {
+        const store = await factory.open();
+        try {
+          await fn(store);
+        } finally {
+          await store.close();
+        }
+      },
+    });
+
+  test("placing an order appends pending_new as the user's seq 1, 2, 3", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    assert.equal(await store.currentSeq(user), 0);
+    const a = await store.placeOrder(user, req(), tick());
+    const b = await store.placeOrder(user, req({ symbol: "MSFT" }), tick());
+    assert.equal(a.created, true);
+    assert.equal(a.order.status, "pending_new");
+    assert.deepEqual(a.events.map((e) => [e.seq, e.type]), [[1, "pending_new"]]);
+    assert.equal(b.events[0].seq, 2);
+    assert.equal(await store.currentSeq(user), 2);
+    assert.deepEqual(await store.getOrder(user, a.order.id), a.order);
+  });
+
+  test("the same client_order_id returns the first order and writes nothing", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const a = await store.placeOrder(user, req({ client_order_id: "c-1" }), tick());
+    const again = await store.placeOrder(user, req({ client_order_id: "c-1", qty: "5" }), tick());
+    assert.equal(again.created, false);
+    assert.equal(again.order.id, a.order.id);
+    assert.equal(again.order.qty, "10");
+    assert.equal(await store.currentSeq(user), 1);
+    // Another user may use the same client id.
+    const other = await store.placeOrder(
+      `v-${crypto.randomUUID()}`,
+      req({ client_order_id: "c-1" }),
+      tick(),
+    );
+    assert.equal(other.created, true);
+  });
+
+  test("a report applies atomically and a repeated exec_id returns the first result", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const { order } = await store.placeOrder(user, req(), tick());
+    await store.applyReport(report(order.id, "new"), tick());
+    const fill = report(order.id, "partial_fill", { last_qty: "4", last_price: "187.12" });
+    const first = await store.applyReport(fill, tick());
+    assert.equal(first.duplicate, false);
+    assert.equal(first.order.status, "partially_filled");
+    assert.equal(first.order.filled_qty, "4");
+    assert.equal(first.events[0].seq, 3);
+    assert.deepEqual(first.events[0].execution, {
+      id: fill.exec_id,
+      qty: "4",
+      price: "187.12",
+      at: fill.at,
+    });
+    const again = await store.applyReport(fill, tick());
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.events, first.events);
+    assert.deepEqual(again.order, first.order);
+    assert.equal(await store.currentSeq(user), 3);
+    const last = await store.applyReport(
+      report(order.id, "fill", { last_qty: "6", last_price: "187.5" }),
+      tick(),
+    );
+    assert.equal(last.order.status, "filled");
+    assert.equal(last.order.filled_qty, "10");
+    assert.equal(last.order.filled_avg_price, "187.348");
+  });
+
+  test("an illegal report or an unknown order is refused and writes nothing", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const { order } = await store.placeOrder(user, req(), tick());
+    await store.applyReport(report(order.id, "rejected", { reason: "unknown symbol" }), tick());
+    await refusedWith(store.applyReport(report(order.id, "new"), tick()), "illegal_transition");
+    await refusedWith(
+      store.applyReport(report(order.id, "fill", { last_qty: "10", last_price: "1" }), tick()),
+      "illegal_transition",
+    );
+    await refusedWith(store.applyReport(report(uuidv7(), "new"), tick()), "not_found");
+    assert.equal(await store.currentSeq(user), 2);
+    const stored = await store.getOrder(user, order.id);
+    assert.equal(stored?.status, "rejected");
+    assert.equal(stored?.reject_reason, "unknown symbol");
+  });
+
+  test("an overfill is refused and the order is unharmed", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const { order } = await store.placeOrder(user, req({ qty: "1.5" }), tick());
+    await store.applyReport(report(order.id, "new"), tick());
+    await store.applyReport(
+      report(order.id, "partial_fill", { last_qty: "1", last_price: "10" }),
+      tick(),
+    );
+    await refusedWith(
+      store.applyReport(
+        report(order.id, "partial_fill", { last_qty: "0.6", last_price: "10" }),
+        tick(),
+      ),
+      "illegal_transition",
+    );
+    assert.equal((await store.getOrder(user, order.id))?.filled_qty, "1");
+  });
+
+  test("cancel: pending_cancel, then canceled; a final order is a conflict", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const { order } = await store.placeOrder(
+      user,
+      req({ type: "limit", limit_price: "1.00" }),
+      tick(),
+    );
+    await store.applyReport(report(order.id, "new"), tick());
+    const pending = await store.requestCancel(user, order.id, tick());
+    assert.equal(pending.order.status, "pending_cancel");
+    // Asking twice changes nothing.
+    const twice = await store.requestCancel(user, order.id, tick());
+    assert.equal(twice.events.length, 0);
+    await store.applyReport(report(order.id, "canceled"), tick());
+    await refusedWith(store.requestCancel(user, order.id, tick()), "conflict");
+    await refusedWith(
+      store.requestCancel(`v-${crypto.randomUUID()}`, order.id, tick()),
+      "not_found",
+    );
+    const events = await store.orderEvents(user, order.id);
+    assert.deepEqual(events.map((e) => e.type), [
+      "pending_new",
+      "new",
+      "pending_cancel",
+      "canceled",
+    ]);
+    assert.deepEqual(await store.orderEvents(`v-${crypto.randomUUID()}`, order.id), []);
+  });
+
+  test("replace: the old order ends replaced and a new one carries the terms", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const { order } = await store.placeOrder(
+      user,
+      req({ type: "limit", limit_price: "100" }),
+      tick(),
+    );
+    await store.applyReport(report(order.id, "new"), tick());
+    const pending = await store.requestReplace(user, order.id, { qty: "20" }, tick());
+    assert.equal(pending.order.status, "pending_replace");
+    assert.deepEqual(pending.events[0].requested, { qty: "20" });
+    const done = await store.applyReport(report(order.id, "replaced", { qty: "20" }), tick());
+    assert.deepEqual(done.events.map((e) => e.type), ["replaced", "new"]);
+    const replacement = done.events[1].order;
+    assert.equal(replacement.qty, "20");
+    assert.equal(replacement.replaces, order.id);
+    assert.equal((await store.getOrder(user, order.id))?.replaced_by, replacement.id);
+    assert.equal((await store.getOrder(user, replacement.id))?.status, "new");
+    assert.equal(await store.orderOwner(replacement.id), user);
+  });
+
+  test("orders list newest first with a cursor and a status filter", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await store.placeOrder(user, req(), tick())).order.id);
+    await store.applyReport(report(ids[1], "rejected", { reason: "no" }), tick());
+    await store.applyReport(report(ids[4], "rejected", { reason: "no" }), tick());
+    await store.placeOrder(`v-${crypto.randomUUID()}`, req(), tick());
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store.listOrders(user, { status: "all", limit: 3, cursor });
+      seen.push(...page.orders.map((o) => o.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    assert.deepEqual(seen, [...ids].reverse());
+    const open = await store.listOrders(user, { status: "open", limit: 50 });
+    assert.deepEqual(open.orders.map((o) => o.id), [6, 5, 3, 2, 0].map((i) => ids[i]));
+    assert.equal(open.next_cursor, null);
+    const closed = await store.listOrders(user, { status: "closed", limit: 50 });
+    assert.deepEqual(closed.orders.map((o) => o.id), [ids[4], ids[1]]);
+    await refusedWith(
+      store.listOrders(user, { status: "all", limit: 3, cursor: "nonsense" }),
+      "invalid_request",
+    );
+  });
+
+  test("eventsSince resumes after a seq; eventsSinceMany serves many users", async (store) => {
+    const a = `u-${crypto.randomUUID()}`, b = `v-${crypto.randomUUID()}`;
+    for (let i = 0; i < 5; i++) await store.placeOrder(a, req(), tick());
+    for (let i = 0; i < 2; i++) await store.placeOrder(b, req(), tick());
+    assert.deepEqual((await store.eventsSince(a, 2, 100)).map((e) => e.seq), [3, 4, 5]);
+    assert.deepEqual((await store.eventsSince(a, 0, 2)).map((e) => e.seq), [1, 2]);
+    assert.deepEqual(await store.eventsSince(a, 5, 100), []);
+    const many = await store.eventsSinceMany([{ user_id: a, after_seq: 3 }, {
+      user_id: b,
+      after_seq: 0,
+    }], 100);
+    assert.deepEqual(
+      many.map((u) => `${u.user_id === a ? "a" : "b"}${u.event.seq}`).sort(),
+      ["a4", "a5", "b1", "b2"],
+    );
+    assert.equal(await store.oldestSeq(a), 1);
+    assert.equal(await store.oldestSeq(`w-${crypto.randomUUID()}`), null);
+  });
+
+  test("1000 concurrent writes for one user get seq 1..1000 with no gap", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const heard: number[] = [];
+    const off = store.changes.subscribe({
+      events: (evs: UserEvent[]) =>
+        evs.forEach((e) => e.user_id === user && heard.push(e.event.seq)),
+      sessionRevoked() {},
+      connected() {},
+      disconnected() {},
+    });
+    const { order } = await store.placeOrder(user, req({ qty: "1000" }), tick());
+    await store.applyReport(report(order.id, "new"), tick());
+    await Promise.all(
+      Array.from(
+        { length: 998 },
+        () =>
+          store.applyReport(
+            report(order.id, "partial_fill", { last_qty: "1", last_price: "2.5" }),
+            tick(),
+          ),
+      ),
+    );
+    const events = await store.eventsSince(user, 0, 2000);
+    assert.deepEqual(events.map((e) => e.seq), Array.from({ length: 1000 }, (_, i) => i + 1));
+    assert.equal((await store.getOrder(user, order.id))?.filled_qty, "998");
+    // The change feed delivers the same seqs in order (Postgres: give NOTIFY a moment).
+    for (let i = 0; i < 100 && heard.length < 1000; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    off();
+    assert.deepEqual(heard, events.map((e) => e.seq));
+  });
+
+  test("pruning drops old events but never a user's latest", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const old = new Date("2020-01-01T00:00:00.000Z");
+    await store.placeOrder(user, req(), old);
+    await store.placeOrder(user, req(), new Date(old.getTime() + 1));
+    await store.placeOrder(user, req(), new Date(old.getTime() + 2));
+    const pruned = await store.pruneEvents(new Date("2021-01-01T00:00:00.000Z"));
+    assert.ok(pruned >= 2);
+    assert.equal(await store.oldestSeq(user), 3);
+    assert.equal(await store.currentSeq(user), 3);
+  });
+
+  test("working orders are the ones not final", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const a = await store.placeOrder(user, req(), tick());
+    const b = await store.placeOrder(user, req(), tick());
+    await store.applyReport(report(a.order.id, "rejected", { reason: "x" }), tick());
+    const working = (await store.workingOrders(10_000)).map((w) => w.order.id);
+    assert.ok(working.includes(b.order.id));
+    assert.ok(!working.includes(a.order.id));
+  });
+
+  test("sessions: created with a token hash, listed, revoked with their push subscriptions", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const now = tick().toISOString();
+    const s1 = await store.createSession({
+      id: crypto.randomUUID(),
+      user_id: user,
+      label: "a",
+      created_at: now,
+    }, `h-${crypto.randomUUID()}`);
+    const hash = `h-${crypto.randomUUID()}`;
+    const s2 = await store.createSession({
+      id: crypto.randomUUID(),
+      user_id: user,
+      label: "b",
+      created_at: tick().toISOString(),
+    }, hash);
+    assert.equal((await store.sessionByTokenHash(hash))?.id, s2.id);
+    assert.equal(await store.sessionByTokenHash("nope"), null);
+    assert.deepEqual((await store.listSessions(user)).map((s) => s.id), [s2.id, s1.id]);
+    await store.addPushSubscription({
+      endpoint: "https://push.example/1",
+      keys: { p256dh: "p", auth: "a" },
+      user_id: user,
+      session_id: s2.id,
+      created_at: now,
+    });
+    const revokedIds: string[] = [];
+    const off = store.changes.subscribe({
+      events() {},
+      sessionRevoked: (id) => revokedIds.push(id),
+      connected() {},
+      disconnected() {},
+    });
+    assert.equal(await store.revokeSession(`v-${crypto.randomUUID()}`, s2.id, tick()), false);
+    assert.equal(await store.revokeSession(user, s2.id, tick()), true);
+    assert.equal(await store.revokeSession(user, s2.id, tick()), false);
+    assert.ok((await store.sessionByTokenHash(hash))?.revoked_at);
+    assert.deepEqual((await store.listSessions(user)).map((s) => s.id), [s1.id]);
+    assert.deepEqual(await store.listPushSubscriptions(user), []);
+    for (let i = 0; i < 40 && revokedIds.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    off();
+    assert.deepEqual(revokedIds, [s2.id]);
+    const ensured = await store.ensureSession({
+      id: "sid-1-" + user,
+      user_id: user,
+      label: "jwt",
+      created_at: now,
+    });
+    assert.equal((await store.ensureSession({ ...ensured, label: "other" })).label, "jwt");
+  });
+
+  test("push subscriptions are per endpoint and per user; settings keep the first value", async (store) => {
+    const user = `u-${crypto.randomUUID()}`, other = `v-${crypto.randomUUID()}`;
+    const sub = {
+      endpoint: `https://push.example/${crypto.randomUUID()}`,
+      keys: { p256dh: "p", auth: "a" },
+      user_id: user,
+      session_id: "s",
+      created_at: tick().toISOString(),
+    };
+    await store.addPushSubscription(sub);
+    await store.addPushSubscription(sub);
+    assert.equal((await store.listPushSubscriptions(user)).length, 1);
+    assert.equal(await store.removePushSubscription(other, sub.endpoint), false);
+    assert.equal((await store.listPushSubscriptions(user)).length, 1);
+    await store.removePushSubscriptionByEndpoint(sub.endpoint);
+    assert.deepEqual(await store.listPushSubscriptions(user), []);
+    const key = `k-${crypto.randomUUID()}`;
+    assert.equal(await store.getSetting(key), null);
+    assert.equal(await store.setSettingIfAbsent(key, "first"), "first");
+    assert.equal(await store.setSettingIfAbsent(key, "second"), "first");
+    assert.equal(await store.ping(), true);
+  });
+}
