@@ -37,8 +37,8 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   const store = await openStore(config, log);
   const metrics = new Metrics();
   const hub = new Hub({
-    queueLimit: config.streamQueueLimit,
     maxStreamsPerUser: config.maxStreamsPerUser,
+    heartbeatMs: config.heartbeatMs,
     metrics,
   });
   const push = await createPushDispatcher({ config, store, hub, metrics, log });

@@ -3,26 +3,32 @@
  * factory so tests build the app in-process (`app.request()`) with their own dependencies.
  */
 import { Hono } from "hono";
+import { createAuthenticator, requireAuth } from "../auth/middleware.ts";
 import type { AppEnv, Deps } from "./context.ts";
 import { apiRoutes } from "./api.ts";
-import { authFormRoutes } from "./auth_forms.ts";
+import { authFormRoutes } from "./auth_forms.tsx";
 import { installMiddleware } from "./middleware.ts";
 import { openApiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
-import { pageRoutes } from "./pages.ts";
+import { pageRoutes } from "./pages.tsx";
 import { pushRoutes } from "./push.ts";
+import { createLimits } from "./rate_limit.ts";
 import { streamRoutes } from "./stream.ts";
 
 /** Builds the Hono app with every route Blotter serves. */
 export function createApp(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const limits = createLimits(deps.config.rateLimit);
+  const authenticate = createAuthenticator(deps);
+  const apiAuth = requireAuth(deps, authenticate, { onMissing: "json" });
+  const pageAuth = requireAuth(deps, authenticate, { onMissing: "redirect" });
   installMiddleware(app, deps);
   app.route("/", opsRoutes(deps));
   app.route("/", openApiRoutes());
-  app.route("/", pushRoutes(deps));
-  app.route("/", streamRoutes(deps));
-  app.route("/", apiRoutes(deps));
-  app.route("/", authFormRoutes(deps));
-  app.route("/", pageRoutes(deps));
+  app.route("/", pushRoutes(deps, apiAuth));
+  app.route("/", streamRoutes(deps, apiAuth));
+  app.route("/", apiRoutes(deps, limits, apiAuth));
+  app.route("/", authFormRoutes(deps, limits, pageAuth));
+  app.route("/", pageRoutes(deps, limits, pageAuth));
   return app;
 }

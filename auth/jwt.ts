@@ -1,0 +1,80 @@
+/**
+ * JWT mode: tokens issued by the existing auth service, verified with a shared secret (HS256), a
+ * public key (RS256/ES256, PEM) or a JWKS URL. `sub` is the user, `sid` the device session.
+ */
+import { verify, verifyWithJwks } from "hono/utils/jwt/jwt";
+import type { Config } from "../config.ts";
+
+/** The claims Blotter uses from a verified token. */
+export interface VerifiedToken {
+  userId: string;
+  sessionId: string;
+}
+
+/** How long fetched JWKS keys are reused before fetching again. */
+const JWKS_TTL_MS = 10 * 60_000;
+
+/** Builds a verifier for the configured key; returns null for a token that does not verify. */
+export function jwtVerifier(
+  auth: Config["auth"],
+): (token: string) => Promise<VerifiedToken | null> {
+  const checks = {
+    ...(auth.issuer ? { iss: auth.issuer } : {}),
+    ...(auth.audience ? { aud: auth.audience } : {}),
+  };
+  let jwks: { keys: unknown[]; at: number } | null = null;
+  let publicKey: Promise<CryptoKey> | null = null;
+
+  const verifyRaw = async (token: string) => {
+    if (auth.jwtSecret) return await verify(token, auth.jwtSecret, { alg: "HS256", ...checks });
+    if (auth.jwtPublicKey) {
+      const alg = auth.jwtPublicKey.includes("BEGIN PUBLIC KEY") && /^eyJ/.test(token)
+        ? headerAlg(token)
+        : "RS256";
+      publicKey ??= importPem(auth.jwtPublicKey, alg);
+      return await verify(token, await publicKey, { alg, ...checks });
+    }
+    if (!jwks || Date.now() - jwks.at > JWKS_TTL_MS) {
+      const res = await fetch(auth.jwksUrl!, { signal: AbortSignal.timeout(5_000) });
+      if (!res.ok) throw new Error(`JWKS fetch failed: ${res.status}`);
+      jwks = { keys: (await res.json()).keys ?? [], at: Date.now() };
+    }
+    return await verifyWithJwks(token, {
+      // deno-lint-ignore no-explicit-any
+      keys: jwks.keys as any,
+      verification: checks,
+      allowedAlgorithms: ["RS256", "ES256", "PS256", "EdDSA"],
+    });
+  };
+
+  return async (token) => {
+    try {
+      const payload = await verifyRaw(token);
+      const sub = payload.sub, sid = payload.sid;
+      if (typeof sub !== "string" || !sub || typeof sid !== "string" || !sid) return null;
+      return { userId: sub, sessionId: sid };
+    } catch {
+      return null;
+    }
+  };
+}
+
+function headerAlg(token: string): "RS256" | "ES256" {
+  try {
+    const header = JSON.parse(atob(token.split(".")[0].replaceAll("-", "+").replaceAll("_", "/")));
+    return header.alg === "ES256" ? "ES256" : "RS256";
+  } catch {
+    return "RS256";
+  }
+}
+
+async function importPem(pem: string, alg: "RS256" | "ES256"): Promise<CryptoKey> {
+  const der = Uint8Array.from(
+    atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")),
+    (c) => c.charCodeAt(0),
+  );
+  const algorithm = alg === "ES256"
+    ? { name: "ECDSA", namedCurve: "P-256" }
+    : { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  return await crypto.subtle.importKey("spki", der, algorithm, false, ["verify"]);
+}

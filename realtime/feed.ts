@@ -1,0 +1,82 @@
+/**
+ * The change feed: turns the store's change source into hub deliveries and push alerts. When the
+ * source (Postgres LISTEN) reconnects, whatever was committed meanwhile was never heard, so every
+ * user with an open stream is caught up from the store's log from their streams' position.
+ */
+import type { Logger } from "../log.ts";
+import type { OrderEvent, UserEvent } from "../orders/model.ts";
+import type { Store } from "../store/store.ts";
+import type { Hub } from "./hub.ts";
+
+/** Where the feed hands events besides the hub (the Web Push dispatcher). */
+export interface EventSink {
+  onEvents(events: UserEvent[]): void;
+}
+
+/** A running feed. */
+export interface Feed {
+  /** Whether events are arriving live (for /readyz). */
+  status(): { ok: boolean; reason?: string };
+  stop(): void;
+}
+
+/** Events fetched per user per catch-up round. */
+const CATCH_UP_LIMIT = 1_000;
+
+/** Starts delivering the store's changes to the hub (and the push dispatcher). */
+export function startFeed(deps: { store: Store; hub: Hub; push?: EventSink; log: Logger }): Feed {
+  const { store, hub, push, log } = deps;
+  let state: { ok: boolean; reason?: string } = { ok: store.changes.connected };
+  let catchingUp: Promise<void> | null = null;
+
+  const publish = (batch: UserEvent[]) => {
+    // Group by user, keeping each user's seq order, then fan out without awaiting anyone.
+    const byUser = new Map<string, OrderEvent[]>();
+    for (const { user_id, event } of batch) {
+      const list = byUser.get(user_id);
+      if (list) list.push(event);
+      else byUser.set(user_id, [event]);
+    }
+    for (const [userId, events] of byUser) hub.publish(userId, events);
+  };
+
+  const catchUp = async () => {
+    const positions = hub.positions();
+    if (positions.length === 0) return;
+    const events = await store.eventsSinceMany(positions, CATCH_UP_LIMIT);
+    if (events.length > 0) {
+      log.info("caught up after the change feed returned", {
+        users: positions.length,
+        events: events.length,
+      });
+    }
+    // Streams drop what they already sent and fill any remaining gap from the store themselves.
+    publish(events);
+  };
+
+  const unsubscribe = store.changes.subscribe({
+    events(batch) {
+      publish(batch);
+      push?.onEvents(batch);
+    },
+    sessionRevoked(sessionId) {
+      hub.endSession(sessionId, "session revoked");
+    },
+    connected() {
+      state = { ok: true };
+      hub.setRealtimeStatus({ realtime: "ok" });
+      catchingUp ??= catchUp()
+        .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
+        .finally(() => (catchingUp = null));
+    },
+    disconnected(reason) {
+      state = { ok: false, reason };
+      hub.setRealtimeStatus({ realtime: "degraded", reason });
+    },
+  });
+
+  return {
+    status: () => state,
+    stop: unsubscribe,
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Per-user channels in memory. A subscriber is one open stream of one device; the hub only knows
+ * who listens to which user, fans events out without awaiting anyone, and ends streams (logout,
+ * shutdown, per-user cap). Each subscriber owns its bounded queue (realtime/sse.ts): a stalled
+ * one closes itself and resumes with Last-Event-ID, so a slow client never holds memory here.
+ */
+import { AppError } from "../orders/errors.ts";
+import type { OrderEvent } from "../orders/model.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** Whether events are arriving live, as `status` events tell clients. */
+export interface RealtimeStatus {
+  realtime: "ok" | "degraded";
+  reason?: string;
+}
+
+/** One open stream, as the hub sees it. */
+export interface Subscriber {
+  readonly userId: string;
+  readonly sessionId: string;
+  /** The last seq this stream has sent (or will send, once its replay is done). */
+  readonly lastSeq: number;
+  /** New events for this user, in seq order. Must not block; may arrive twice or with gaps. */
+  deliver(events: OrderEvent[]): void;
+  /** The change feed was lost or is back. */
+  status(status: RealtimeStatus): void;
+  /** A heartbeat tick: write a comment so proxies and clients know the stream is alive. */
+  heartbeat(): void;
+  /** Ends the stream (the client reconnects, unless its session is gone). */
+  close(reason: string): void;
+}
+
+/** Limits and instruments for the hub. */
+export interface HubOptions {
+  /** Concurrent streams one user may hold; the next is refused with 429. */
+  maxStreamsPerUser: number;
+  /** Heartbeat interval; one timer for all streams, not one per stream. */
+  heartbeatMs?: number;
+  metrics?: Metrics;
+}
+
+/** The in-memory fan-out from the change feed to open streams. */
+export class Hub {
+  readonly #users = new Map<string, Set<Subscriber>>();
+  readonly #sessions = new Map<string, Set<Subscriber>>();
+  readonly #max: number;
+  #count = 0;
+  #status: RealtimeStatus = { realtime: "ok" };
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: HubOptions) {
+    this.#max = options.maxStreamsPerUser;
+    if (options.heartbeatMs) {
+      const timer = setInterval(() => {
+        for (const subs of this.#users.values()) for (const s of subs) s.heartbeat();
+      }, options.heartbeatMs);
+      // The heartbeat alone must not keep the process (or a test) alive.
+      Deno.unrefTimer(timer as unknown as number);
+      this.#heartbeat = timer;
+    }
+    options.metrics?.gauge("blotter_open_streams", "Open SSE streams", () => this.#count);
+  }
+
+  /** Adds a stream; throws too_many_streams (429) past the per-user cap. Returns its removal. */
+  add(sub: Subscriber): () => void {
+    let subs = this.#users.get(sub.userId);
+    if (subs && subs.size >= this.#max) {
+      throw new AppError(
+        "too_many_streams",
+        `At most ${this.#max} open streams per user; close one and try again`,
+      );
+    }
+    if (!subs) this.#users.set(sub.userId, subs = new Set());
+    subs.add(sub);
+    let bySession = this.#sessions.get(sub.sessionId);
+    if (!bySession) this.#sessions.set(sub.sessionId, bySession = new Set());
+    bySession.add(sub);
+    this.#count++;
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      this.#count--;
+      subs.delete(sub);
+      if (subs.size === 0 && this.#users.get(sub.userId) === subs) this.#users.delete(sub.userId);
+      bySession.delete(sub);
+      if (bySession.size === 0 && this.#sessions.get(sub.sessionId) === bySession) {
+        this.#sessions.delete(sub.sessionId);
+      }
+    };
+  }
+
+  /** Delivers one user's new events to each of their streams (none awaited). */
+  publish(userId: string, events: OrderEvent[]): void {
+    const subs = this.#users.get(userId);
+    if (!subs) return;
+    for (const s of subs) s.deliver(events);
+  }
+
+  /** Ends every stream of a device session (logout, revoke). */
+  endSession(sessionId: string, reason = "session ended"): void {
+    const subs = this.#sessions.get(sessionId);
+    if (!subs) return;
+    for (const s of [...subs]) s.close(reason);
+  }
+
+  /** Tells every stream whether events are arriving live. */
+  setRealtimeStatus(status: RealtimeStatus): void {
+    if (status.realtime === this.#status.realtime && status.reason === this.#status.reason) return;
+    this.#status = status;
+    for (const subs of this.#users.values()) for (const s of subs) s.status(status);
+  }
+
+  /** The current realtime status (a new stream sends it when degraded). */
+  get realtimeStatus(): RealtimeStatus {
+    return this.#status;
+  }
+
+  /** Each user with an open stream and the oldest position among their streams (catch-up). */
+  positions(): Array<{ user_id: string; after_seq: number }> {
+    const out: Array<{ user_id: string; after_seq: number }> = [];
+    for (const [userId, subs] of this.#users) {
+      let min = Infinity;
+      for (const s of subs) min = Math.min(min, s.lastSeq);
+      if (min !== Infinity) out.push({ user_id: userId, after_seq: min });
+    }
+    return out;
+  }
+
+  /** Whether a device session has an open stream (a visible page); if not, it gets Web Push. */
+  hasSessionStream(sessionId: string): boolean {
+    return (this.#sessions.get(sessionId)?.size ?? 0) > 0;
+  }
+
+  /** Open streams in this process. */
+  get streamCount(): number {
+    return this.#count;
+  }
+
+  /** Ends every stream (shutdown: clients reconnect elsewhere or after the restart). */
+  closeAll(reason: string): void {
+    clearInterval(this.#heartbeat);
+    for (const subs of [...this.#users.values()]) for (const s of [...subs]) s.close(reason);
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Server-Sent Events: framing, and one open stream with its resume logic and bounded queue.
+ *
+ * A stream registers with the hub BEFORE it replays from the store, holding live events aside;
+ * after the replay it sends only what is newer than the last replayed seq. So an event that lands
+ * during the replay is neither dropped nor repeated. Any gap (seq jumps, e.g. after the change feed
+ * reconnects) is filled from the store, never skipped.
+ *
+ * The body is a plain ReadableStream with highWaterMark 0 (the cheapest body Deno serves; see the
+ * field notes in DESIGN.md); its queue length is the backpressure signal.
+ */
+import type { OrderEvent } from "../orders/model.ts";
+import type { Store } from "../store/store.ts";
+import type { Hub, RealtimeStatus, Subscriber } from "./hub.ts";
+import type { Metrics } from "./metrics.ts";
+
+const encoder = new TextEncoder();
+
+/** One SSE message. `data` must not contain a newline (callers send one line of JSON or HTML). */
+export function frame(msg: { id?: number; event?: string; data: string }): string {
+  let out = "";
+  if (msg.id !== undefined) out += `id: ${msg.id}\n`;
+  if (msg.event) out += `event: ${msg.event}\n`;
+  return `${out}data: ${msg.data}\n\n`;
+}
+
+/** The headers every stream answers with. */
+export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  "x-accel-buffering": "no",
+});
+
+/**
+ * Reads the resume point: `Last-Event-ID` wins over `?last_event_id=`. Returns null when neither
+ * is given, and "malformed" when the one that counts is not a non-negative integer.
+ */
+export function resumePoint(
+  header: string | undefined | null,
+  query: string | undefined | null,
+): number | null | "malformed" {
+  const raw = header ?? query;
+  if (raw === undefined || raw === null) return null;
+  if (!/^\d{1,15}$/.test(raw.trim())) return "malformed";
+  return Number(raw.trim());
+}
+
+/** How a stream turns events into messages: JSON (every event) or HTML (coalesced). */
+export interface StreamFormat {
+  readonly name: "json" | "html";
+  /** Holds events for up to this long and sends the batch as one message (0: send each). */
+  readonly coalesceMs: number;
+  /** The SSE `event:` name of event messages (JSON: "order"); none for htmx, which swaps only
+   * unnamed messages. */
+  readonly eventName?: string;
+  /** The message for a batch of events; the stream adds the `id:` of the batch's last seq. */
+  render(events: OrderEvent[]): string;
+  /** The message that tells the client the realtime status (and, for HTML, the banner). */
+  renderStatus(status: RealtimeStatus): string;
+}
+
+/** What one stream needs. */
+export interface StreamOptions {
+  userId: string;
+  sessionId: string;
+  store: Store;
+  hub: Hub;
+  format: StreamFormat;
+  /** Where the client resumes from (null: live from the user's current seq). */
+  resumeFrom: number | null;
+  /** Messages a client may fall behind by before its stream is closed. */
+  queueLimit: number;
+  /** The `retry:` hint, ms. */
+  retryMs: number;
+  metrics?: Metrics;
+  /** Called once when the stream ends, with why. */
+  onClose?: (reason: string) => void;
+}
+
+/** Events fetched per store round trip while replaying. */
+const REPLAY_PAGE = 500;
+
+/** One open SSE stream: a hub subscriber that writes to a ReadableStream. */
+export class EventStream implements Subscriber {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly body: ReadableStream<Uint8Array>;
+  #lastSeq = 0;
+  /** Live events held while replaying or filling a gap from the store. */
+  #held: OrderEvent[] | null = [];
+  /** Events waiting for the coalescing window (HTML). */
+  #batch: OrderEvent[] = [];
+  #batchTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastFlush = 0;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #closed = false;
+  #unsubscribe: () => void = () => {};
+  readonly #o: StreamOptions;
+
+  constructor(options: StreamOptions) {
+    this.#o = options;
+    this.userId = options.userId;
+    this.sessionId = options.sessionId;
+    this.body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => this.#end("client went away", false),
+    }, { highWaterMark: 0 });
+  }
+
+  /** The last seq sent (the hub's catch-up position). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /**
+   * Registers with the hub (throws 429 past the per-user cap) and starts the replay. Resolves once
+   * the stream is live; the caller returns `body` right away, so bytes flow as they are written.
+   */
+  open(): Promise<void> {
+    this.#unsubscribe = this.#o.hub.add(this);
+    this.#write(`retry: ${this.#o.retryMs}\n\n`);
+    return this.#start().catch((err) => {
+      this.#end(`replay failed: ${err instanceof Error ? err.message : String(err)}`, true);
+    });
+  }
+
+  async #start(): Promise<void> {
+    const { store, userId, resumeFrom } = this.#o;
+    const current = await store.currentSeq(userId);
+    if (resumeFrom === null) {
+      this.#lastSeq = current;
+    } else if (resumeFrom > current) {
+      // Ahead of the store: the store was replaced. The client must reload, not wait forever.
+      this.#reset(current, "the server has no record of that position; reload");
+    } else {
+      const oldest = await store.oldestSeq(userId);
+      if (resumeFrom < current && oldest !== null && resumeFrom < oldest - 1) {
+        this.#reset(current, "events since that position are no longer kept; reload");
+      } else {
+        this.#lastSeq = resumeFrom;
+        await this.#fill();
+      }
+    }
+    if (this.#o.hub.realtimeStatus.realtime !== "ok") this.status(this.#o.hub.realtimeStatus);
+    this.#goLive();
+  }
+
+  /** Sends everything the store has after lastSeq, page by page, waiting for a slow reader. */
+  async #fill(): Promise<void> {
+    for (;;) {
+      const page = await this.#o.store.eventsSince(this.userId, this.#lastSeq, REPLAY_PAGE);
+      if (this.#closed || page.length === 0) return;
+      this.#send(page, false);
+      if (page.length < REPLAY_PAGE) return;
+      await this.#drained();
+    }
+  }
+
+  #goLive(): void {
+    const held = this.#held ?? [];
+    this.#held = null;
+    if (held.length > 0) this.deliver(held);
+  }
+
+  deliver(events: OrderEvent[]): void {
+    if (this.#closed) return;
+    if (this.#held) {
+      this.#held.push(...events);
+      return;
+    }
+    const fresh = events.filter((e) => e.seq > this.#lastSeq);
+    if (fresh.length === 0) return;
+    if (fresh[0].seq !== this.#lastSeq + 1) {
+      // A gap: something was committed that this process did not hear (yet). Fill it from the
+      // store, holding live events meanwhile; the store is the truth.
+      this.#held = [...fresh];
+      this.#fill().then(() => this.#goLive()).catch((err) =>
+        this.#end(`catch-up failed: ${err instanceof Error ? err.message : String(err)}`, true)
+      );
+      return;
+    }
+    // Contiguous from here; anything after an internal jump is held back for a fill.
+    let n = 1;
+    while (n < fresh.length && fresh[n].seq === fresh[n - 1].seq + 1) n++;
+    this.#send(fresh.slice(0, n), true);
+    if (n < fresh.length) this.deliver(fresh.slice(n));
+  }
+
+  status(status: RealtimeStatus): void {
+    this.#write(this.#o.format.renderStatus(status));
+  }
+
+  heartbeat(): void {
+    this.#write(": ping\n\n");
+  }
+
+  close(reason: string): void {
+    this.#end(reason, true);
+  }
+
+  #reset(current: number, reason: string): void {
+    this.#lastSeq = current;
+    this.#write(frame({ id: current, event: "reset", data: JSON.stringify({ reason }) }));
+  }
+
+  #send(events: OrderEvent[], live: boolean): void {
+    this.#lastSeq = events[events.length - 1].seq;
+    const { format, metrics } = this.#o;
+    if (live && metrics) {
+      const now = Date.now();
+      for (const e of events) metrics.deliveryLatency.observe((now - Date.parse(e.at)) / 1000);
+    }
+    metrics?.eventsDelivered.inc({ format: format.name }, events.length);
+    if (format.coalesceMs <= 0 || !live) {
+      if (format.coalesceMs <= 0) {
+        for (const e of events) {
+          this.#write(frame({ id: e.seq, event: format.eventName, data: format.render([e]) }));
+        }
+      } else {
+        this.#write(frame({ id: this.#lastSeq, data: format.render(events) }));
+      }
+      return;
+    }
+    // HTML: at most one message per window, latest state of each order wins (render decides).
+    this.#batch.push(...events);
+    const wait = this.#lastFlush + format.coalesceMs - Date.now();
+    if (wait <= 0 && this.#batchTimer === undefined) this.#flush();
+    else this.#batchTimer ??= setTimeout(() => this.#flush(), Math.max(wait, 0));
+  }
+
+  #flush(): void {
+    this.#batchTimer = undefined;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#lastFlush = Date.now();
+    this.#write(frame({ id: batch[batch.length - 1].seq, data: this.#o.format.render(batch) }));
+  }
+
+  #write(text: string): void {
+    if (this.#closed) return;
+    const c = this.#controller;
+    // desiredSize goes below zero by one per message the client has not taken yet.
+    if ((c.desiredSize ?? 0) < -this.#o.queueLimit) {
+      this.#end("slow consumer: too far behind; resume with Last-Event-ID", true);
+      return;
+    }
+    try {
+      c.enqueue(encoder.encode(text));
+    } catch {
+      this.#end("client went away", false);
+    }
+  }
+
+  /** Resolves when the client has taken what was queued (replay pacing). */
+  async #drained(): Promise<void> {
+    while (!this.#closed && (this.#controller.desiredSize ?? 0) < -REPLAY_PAGE / 2) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  #end(reason: string, closeBody: boolean): void {
+    if (this.#closed) return;
+    if (this.#batchTimer !== undefined) {
+      clearTimeout(this.#batchTimer);
+      this.#flush();
+    }
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#o.metrics?.streamsClosed.inc({ reason: reason.split(":")[0] });
+    if (closeBody) {
+      try {
+        this.#controller.close();
+      } catch {
+        // already closed by the client
+      }
+    }
+    this.#o.onClose?.(reason);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The JSON API under /api/v1: sessions (dev mode), orders, and the execution ingest. Thin: parse
+ * with zod, authorize, call the store, answer. Order ids are checked for shape first (400), then
+ * for ownership (404, never revealing that someone else's order exists).
+ */
+import { type Context, Hono } from "hono";
+import { getConnInfo } from "hono/deno";
+import { timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { deviceLabel, startSession } from "../auth/sessions.ts";
+import { AppError } from "../orders/errors.ts";
+import { isUuid } from "../orders/ids.ts";
+import { ExecutionReport, OrderRequest, ReplaceRequest } from "../orders/model.ts";
+import type { AppEnv, AuthInfo, Deps } from "./context.ts";
+import { parseWith, readJson } from "./middleware.ts";
+import type { Limits } from "./rate_limit.ts";
+
+/** A username for dev-mode login: becomes the user id. */
+export const Username = z.string({ error: "username is required" }).trim()
+  .regex(/^[A-Za-z0-9_.@-]{1,64}$/, "username: 1-64 letters, digits, _ . @ -");
+
+const ListQuery = z.strictObject({
+  status: z.enum(["open", "closed", "all"], { error: "status must be open, closed or all" })
+    .default("all"),
+  limit: z.string().regex(/^\d{1,3}$/, "limit must be 1..200").transform(Number)
+    .pipe(z.number().int().min(1, "limit must be 1..200").max(200, "limit must be 1..200"))
+    .default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+/** Reports accepted in one ingest call. */
+const MAX_BATCH = 1_000;
+
+/** The client address for per-address limits (the socket's; proxies are not trusted). */
+export function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function orderIdParam(c: Context): string {
+  const id = c.req.param("id") ?? "";
+  if (!isUuid(id)) throw new AppError("invalid_request", "order id must be a UUID");
+  return id.toLowerCase();
+}
+
+/** The JSON API routes. `requireApiAuth` is the auth middleware answering 401 in JSON. */
+export function apiRoutes(
+  deps: Deps,
+  limits: Limits,
+  requireApiAuth: import("hono").MiddlewareHandler<AppEnv>,
+): Hono<AppEnv> {
+  const { store } = deps;
+  const app = new Hono<AppEnv>();
+  const auth = (c: Context<AppEnv>): AuthInfo => c.get("auth");
+
+  // --- sessions ---------------------------------------------------------------------------------
+  app.post("/api/v1/sessions", async (c) => {
+    if (deps.config.auth.mode !== "dev") {
+      throw new AppError("not_found", "Sessions come from the auth service in jwt mode");
+    }
+    limits.logins.take(clientAddress(c));
+    const { username } = await readJson(c, z.strictObject({ username: Username }));
+    const { token, session } = await startSession(
+      store,
+      username,
+      deviceLabel(c.req.header("user-agent")),
+      deps.now(),
+    );
+    deps.log.info("session started", { user_id: session.user_id, session_id: session.id });
+    return c.json({ token, session_id: session.id, user_id: session.user_id }, 201);
+  });
+
+  app.get("/api/v1/sessions", requireApiAuth, async (c) => {
+    const sessions = await store.listSessions(auth(c).userId);
+    return c.json({
+      sessions: sessions.map((s) => ({ ...s, current: s.id === auth(c).sessionId })),
+    });
+  });
+
+  app.delete("/api/v1/sessions/:id", requireApiAuth, async (c) => {
+    const id = c.req.param("id");
+    if (!(await store.revokeSession(auth(c).userId, id, deps.now()))) {
+      throw new AppError("not_found", `No session ${id}`);
+    }
+    // The change feed also tells every instance; ending here too makes this one immediate.
+    deps.hub.endSession(id, "session revoked");
+    return c.body(null, 204);
+  });
+
+  // --- orders -----------------------------------------------------------------------------------
+  app.post("/api/v1/orders", requireApiAuth, async (c) => {
+    const { userId } = auth(c);
+    limits.orderActions.take(userId);
+    const request = await readJson(c, OrderRequest);
+    const placed = await store.placeOrder(userId, request, deps.now());
+    return c.json(placed.order, placed.created ? 201 : 200);
+  });
+
+  app.get("/api/v1/orders", requireApiAuth, async (c) => {
+    const q = parseWith(ListQuery, c.req.query());
+    return c.json(await store.listOrders(auth(c).userId, q));
+  });
+
+  app.get("/api/v1/orders/:id", requireApiAuth, async (c) => {
+    const id = orderIdParam(c);
+    const order = await store.getOrder(auth(c).userId, id);
+    if (!order) throw new AppError("not_found", `No order ${id}`);
+    return c.json(order);
+  });
+
+  app.get("/api/v1/orders/:id/events", requireApiAuth, async (c) => {
+    const id = orderIdParam(c);
+    const { userId } = auth(c);
+    if (!(await store.getOrder(userId, id))) throw new AppError("not_found", `No order ${id}`);
+    return c.json({ events: await store.orderEvents(userId, id) });
+  });
+
+  app.post("/api/v1/orders/:id/cancel", requireApiAuth, async (c) => {
+    const id = orderIdParam(c);
+    const { userId } = auth(c);
+    limits.orderActions.take(userId);
+    const result = await store.requestCancel(userId, id, deps.now());
+    return c.json(result.order, 202);
+  });
+
+  app.patch("/api/v1/orders/:id", requireApiAuth, async (c) => {
+    const id = orderIdParam(c);
+    const { userId } = auth(c);
+    limits.orderActions.take(userId);
+    const changes = await readJson(c, ReplaceRequest);
+    const result = await store.requestReplace(userId, id, changes, deps.now());
+    return c.json(result.order, 202);
+  });
+
+  // --- execution ingest -------------------------------------------------------------------------
+  app.post("/api/v1/executions", async (c) => {
+    const expected = deps.config.ingestToken;
+    if (!expected) {
+      throw new AppError("unavailable", "Execution ingest is disabled (INGEST_TOKEN is not set)");
+    }
+    const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
+    if (!m || !sameSecret(m[1], expected)) {
+      throw new AppError("unauthenticated", "Present the ingest token as a bearer token");
+    }
+    const body = await readJson(c, z.unknown());
+    const batch = Array.isArray(body);
+    const items = batch ? body : [body];
+    if (items.length === 0 || items.length > MAX_BATCH) {
+      throw new AppError("invalid_request", `Send 1 to ${MAX_BATCH} reports`);
+    }
+    limits.ingest.take("ingest", items.length);
+    const results = [];
+    for (const item of items) {
+      const r = await ingestOne(deps, item);
+      deps.metrics.ingestResults.inc({ status: String(r.status) });
+      results.push(r);
+    }
+    if (!batch) return c.json(results[0].body, results[0].status as 201);
+    return c.json({ results: results.map((r) => ({ status: r.status, ...r.body })) }, 200);
+  });
+
+  return app;
+}
+
+/** Applies one ingested report; answers as the API would (201, 200, 400, 404, 409). */
+async function ingestOne(
+  deps: Deps,
+  item: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  try {
+    const report = parseWith(ExecutionReport, item);
+    const applied = await deps.store.applyReport(report, deps.now());
+    return {
+      status: applied.duplicate ? 200 : 201,
+      body: { duplicate: applied.duplicate, order: applied.order, events: applied.events },
+    };
+  } catch (err) {
+    if (err instanceof AppError && err.status < 500) {
+      return {
+        status: err.status,
+        body: {
+          error: {
+            code: err.code,
+            message: err.message,
+            ...(err.details ? { details: err.details } : {}),
+          },
+        },
+      };
+    }
+    throw err;
+  }
+}
+
+/** Compares secrets in constant time. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = new TextEncoder().encode(given), b = new TextEncoder().encode(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

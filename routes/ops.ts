@@ -1,0 +1,23 @@
+/** Operations: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`). */
+import { Hono } from "hono";
+import type { AppEnv, Deps } from "./context.ts";
+
+/** The ops routes; no credentials needed, nothing user-specific in them. */
+export function opsRoutes(deps: Deps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const storeOk = await deps.store.ping();
+    const feed = deps.feedStatus();
+    if (storeOk && feed.ok) return c.json({ status: "ready", store: deps.store.kind });
+    const reason = !storeOk
+      ? "the store is not answering"
+      : feed.reason ?? "the change feed is down";
+    return c.json({ error: { code: "unavailable", message: reason } }, 503);
+  });
+  app.get("/metrics", (c) => {
+    c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(deps.metrics.render());
+  });
+  return app;
+}

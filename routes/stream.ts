@@ -1,0 +1,69 @@
+/**
+ * The two streams: `GET /api/v1/stream` (JSON OrderEvents, every event) and `GET /stream` (HTML
+ * fragments for htmx's hx-sse, swapped out-of-band by element id, coalesced per ~100 ms).
+ * Both resume from `Last-Event-ID` (header) or `?last_event_id=` (the header wins).
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { AppError } from "../orders/errors.ts";
+import type { RealtimeStatus } from "../realtime/hub.ts";
+import { EventStream, resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/sse.ts";
+import { renderStatusBanner, renderStreamBatch } from "../views/fragments.tsx";
+import type { AppEnv, Deps } from "./context.ts";
+
+/** How soon clients retry after a dropped stream (they add their own backoff and jitter). */
+export const RETRY_MS = 1_000;
+/** The HTML stream sends at most one message per this window (latest row per order wins). */
+export const HTML_COALESCE_MS = 100;
+
+const JSON_FORMAT: StreamFormat = {
+  name: "json",
+  coalesceMs: 0,
+  eventName: "order",
+  render: (events) => JSON.stringify(events[0]),
+  renderStatus: (s) => `event: status\ndata: ${JSON.stringify(statusBody(s))}\n\n`,
+};
+
+const HTML_FORMAT: StreamFormat = {
+  name: "html",
+  coalesceMs: HTML_COALESCE_MS,
+  render: (events) => renderStreamBatch(events),
+  // The named event drives the connection indicator (app.js); the unnamed one swaps the banner.
+  renderStatus: (s) =>
+    `event: status\ndata: ${JSON.stringify(statusBody(s))}\n\n` +
+    `data: ${renderStatusBanner(s)}\n\n`,
+};
+
+function statusBody(s: RealtimeStatus): RealtimeStatus {
+  return s.reason ? { realtime: s.realtime, reason: s.reason } : { realtime: s.realtime };
+}
+
+/** The stream routes. */
+export function streamRoutes(
+  deps: Deps,
+  requireApiAuth: MiddlewareHandler<AppEnv>,
+): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const open = (c: Context<AppEnv>, format: StreamFormat) => {
+    const from = resumePoint(c.req.header("last-event-id"), c.req.query("last_event_id"));
+    if (from === "malformed") {
+      throw new AppError("invalid_request", "Last-Event-ID must be a non-negative integer");
+    }
+    const { userId, sessionId } = c.get("auth");
+    const stream = new EventStream({
+      userId,
+      sessionId,
+      store: deps.store,
+      hub: deps.hub,
+      format,
+      resumeFrom: from,
+      queueLimit: deps.config.streamQueueLimit,
+      retryMs: RETRY_MS,
+      metrics: deps.metrics,
+    });
+    stream.open(); // throws 429 here, synchronously, past the per-user cap
+    return new Response(stream.body, { headers: SSE_HEADERS });
+  };
+  app.get("/api/v1/stream", requireApiAuth, (c) => open(c, JSON_FORMAT));
+  app.get("/stream", requireApiAuth, (c) => open(c, HTML_FORMAT));
+  return app;
+}
