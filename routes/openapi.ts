@@ -168,6 +168,19 @@ function paths(): Schema {
           "400": errorResponse("Invalid username"),
         },
       },
+      get: {
+        summary: "This user's signed-in devices (sessions that are not revoked)",
+        responses: {
+          "200": {
+            description: "Sessions, newest first; `current` marks the calling device",
+            content: json({
+              type: "object",
+              properties: { sessions: { type: "array", items: { type: "object" } } },
+            }),
+          },
+          "401": errorResponse("Not signed in"),
+        },
+      },
     },
     "/api/v1/sessions/{id}": {
       delete: {
