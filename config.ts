@@ -11,6 +11,8 @@ const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case identifier")
+    .default("public"),
   KV_PATH: z.string().min(1).default("./data/blotter.kv"),
   AUTH_MODE: z.enum(["dev", "jwt"]).optional(),
   AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
@@ -54,6 +56,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string | null;
+  /** The Postgres schema Blotter's tables live in (tests use one per run). */
+  readonly databaseSchema: string;
   readonly kvPath: string;
   readonly auth: {
     readonly mode: "dev" | "jwt";
@@ -146,6 +150,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL ?? null,
+    databaseSchema: e.DATABASE_SCHEMA,
     kvPath: e.KV_PATH,
     auth: Object.freeze({
       mode,

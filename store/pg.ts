@@ -60,6 +60,8 @@ export interface PgStoreOptions {
   schema?: string;
   /** Pool size for queries (the listener has its own connection). */
   max?: number;
+  /** Payloads above this many bytes go as ids only (tests lower it to exercise that path). */
+  maxNotifyBytes?: number;
 }
 
 /** What travels on the NOTIFY channel. */
@@ -86,7 +88,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
     await tx`select pg_advisory_xact_lock(hashtext('blotter_schema'))`;
     await tx.unsafe(ddl);
   });
-  const store = new PgStore(sql, url, schema, options.log, connection);
+  const store = new PgStore(sql, url, schema, options.log, connection, options.maxNotifyBytes);
   await store.startListening();
   return store;
 }
@@ -125,6 +127,7 @@ class PgStore implements Store {
   readonly #inboxChannel: string;
   readonly #changes = new PgChanges();
   readonly changes: ChangeSource = this.#changes;
+  readonly #maxNotify: number;
   #listener: Sql | null = null;
   #closed = false;
   #reconnecting = false;
@@ -139,7 +142,9 @@ class PgStore implements Store {
     schema: string,
     log: Logger,
     connection: Record<string, string>,
+    maxNotifyBytes = MAX_PAYLOAD,
   ) {
+    this.#maxNotify = maxNotifyBytes;
     this.#sql = sql;
     this.#url = url;
     this.#log = log;
@@ -238,7 +243,7 @@ class PgStore implements Store {
   async #notifyEvents(tx: Tx, userId: string, events: OrderEvent[]): Promise<void> {
     if (events.length === 0) return;
     let payload = JSON.stringify({ k: "ev", u: userId, e: events } satisfies Notice);
-    if (new TextEncoder().encode(payload).length > MAX_PAYLOAD) {
+    if (new TextEncoder().encode(payload).length > this.#maxNotify) {
       payload = JSON.stringify(
         { k: "ids", u: userId, s: events.map((e) => e.seq) } satisfies Notice,
       );

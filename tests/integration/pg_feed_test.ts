@@ -1,0 +1,173 @@
+/**
+ * Postgres end to end: streams fed by LISTEN/NOTIFY across two instances, no event lost when the
+ * listener's backend is killed mid-stream, the ids-only NOTIFY path, and the SQL inbox.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { silentLogger } from "../../log.ts";
+import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
+import { openPgStore } from "../../store/pg.ts";
+import { api, eventually, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
+import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
+
+const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "1000" };
+
+function t(name: string, fn: (schema: string) => Promise<void>) {
+  Deno.test({
+    name: `postgres feed: ${name}`,
+    ignore: NO_POSTGRES,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const schema = freshSchema();
+      try {
+        await fn(schema);
+      } finally {
+        await dropSchema(schema);
+      }
+    },
+  });
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const fill = (orderId: string, i: number) => ({
+  order_id: orderId,
+  exec_id: `f-${i}`,
+  type: "partial_fill",
+  at: new Date().toISOString(),
+  last_qty: "1",
+  last_price: "10.5",
+});
+
+t("an event written on one instance reaches a stream on another", async (schema) => {
+  const env = { DATABASE_URL, DATABASE_SCHEMA: schema };
+  const a = await startServer(env);
+  const b = await startServer(env);
+  try {
+    const { token } = await login(a.url, "ivy");
+    // The session lives in Postgres: instance B knows the token A issued.
+    const stream = await SseClient.open(`${b.url}/api/v1/stream`, bearer(token));
+    assert.equal(stream.status, 200);
+    const placed = await api(a.url, token, "POST", "/api/v1/orders", ORDER);
+    await stream.until((c) => c.orders().length === 1);
+    assert.equal(stream.orders()[0].order.id, placed.json.id);
+    const ready = await (await fetch(`${b.url}/readyz`)).json();
+    assert.equal(ready.store, "postgres");
+    stream.close();
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+t("killing the LISTEN connection loses nothing: degraded, caught up, ok", async (schema) => {
+  const s = await startServer({ DATABASE_URL, DATABASE_SCHEMA: schema });
+  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const { token } = await login(s.url, "jon");
+    const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+    await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", {
+      order_id: order.id,
+      exec_id: "new",
+      type: "new",
+      at: new Date().toISOString(),
+    });
+    const stream = await SseClient.open(`${s.url}/api/v1/stream`, {
+      ...bearer(token),
+      "last-event-id": "0",
+    });
+    await stream.until((c) => c.orders().length === 2);
+    let written = 0;
+    const writer = (async () => {
+      for (let i = 0; i < 150; i++) {
+        const r = await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", fill(order.id, i));
+        if (r.status === 201) written++;
+        if (i === 40 || i === 90) {
+          await admin`
+            select pg_terminate_backend(pid) from pg_stat_activity
+            where query ilike 'listen%' and application_name = 'blotter'
+              and pid <> pg_backend_pid()`;
+        }
+      }
+    })();
+    await writer;
+    assert.equal(written, 150);
+    await stream.until((c) => c.orders().length === 152, 15_000);
+    assert.deepEqual(
+      stream.orders().map((e) => e.seq),
+      Array.from({ length: 152 }, (_, i) => i + 1),
+    );
+    const statuses = stream.messages.filter((m) => m.event === "status").map((m) =>
+      JSON.parse(m.data).realtime
+    );
+    assert.ok(statuses.includes("degraded"), `statuses: ${statuses}`);
+    await eventually(async () => (await fetch(`${s.url}/readyz`)).status === 200);
+    stream.close();
+  } finally {
+    await admin.end();
+    await s.stop();
+  }
+});
+
+t("a payload too big for NOTIFY travels as ids and is fetched", async (schema) => {
+  const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema, maxNotifyBytes: 100 });
+  try {
+    const heard: number[] = [];
+    store.changes.subscribe({
+      events: (batch) => batch.forEach((u) => heard.push(u.event.seq)),
+      sessionRevoked() {},
+      connected() {},
+      disconnected() {},
+    });
+    const placed = await store.placeOrder("kim", OrderRequest.parse(ORDER), new Date());
+    await store.applyReport(
+      ExecutionReport.parse({
+        order_id: placed.order.id,
+        exec_id: "e1",
+        type: "new",
+        at: new Date().toISOString(),
+      }),
+      new Date(),
+    );
+    await eventually(() => heard.length === 2);
+    assert.deepEqual(heard, [1, 2]);
+  } finally {
+    await store.close();
+  }
+});
+
+t("plain SQL into execution_inbox is validated and applied like the API", async (schema) => {
+  const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
+  const sql = postgres(DATABASE_URL, {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  try {
+    const placed = await store.placeOrder(
+      "lou",
+      OrderRequest.parse({ ...ORDER, qty: "5" }),
+      new Date(),
+    );
+    const at = new Date().toISOString();
+    const good = { order_id: placed.order.id, exec_id: "sql-1", type: "new", at };
+    const rows = await sql`
+      insert into execution_inbox (report) values
+        (${sql.json(good)}), (${sql.json(good)}),
+        (${sql.json({ ...good, exec_id: "sql-2", type: "fill", last_qty: "9", last_price: "1" })}),
+        (${sql.json({ order_id: "nope" })})
+      returning id`;
+    const answered = await eventually(async () => {
+      const r = await sql<{ result_status: number }[]>`
+        select result_status from execution_inbox where id = any(${
+        rows.map((r) => r.id)
+      }) order by id`;
+      return r.every((x) => x.result_status !== null) ? r.map((x) => x.result_status) : undefined;
+    });
+    assert.deepEqual(answered, [201, 200, 409, 400]);
+    assert.equal((await store.getOrder("lou", placed.order.id))?.status, "new");
+  } finally {
+    await sql.end();
+    await store.close();
+  }
+});
