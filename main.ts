@@ -28,7 +28,9 @@ export interface RunningBlotter {
 
 /** Opens the store the config asks for: Postgres when DATABASE_URL is set, else Deno KV. */
 async function openStore(config: Config, log: Logger): Promise<Store> {
-  if (config.databaseUrl) return await openPgStore(config.databaseUrl, { log, schema: config.databaseSchema });
+  if (config.databaseUrl) {
+    return await openPgStore(config.databaseUrl, { log, schema: config.databaseSchema });
+  }
   return await openKvStore(config.kvPath);
 }
 

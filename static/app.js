@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-window no-window-prefix -- browser code: window is the page here
 // Blotter's page script: the connection indicator, relative times, the ticket's adaptive fields,
 // toasts, polling while live updates are degraded, and Web Push. No inline script anywhere (the
 // page runs under a strict CSP); htmx and its SSE extension do the swapping.

@@ -44,6 +44,10 @@ export async function login(
   return await res.json();
 }
 
+/** A parsed JSON answer; tests read into it freely. */
+// deno-lint-ignore no-explicit-any
+export type Json = any;
+
 /** Calls the JSON API with a bearer token. */
 export async function api(
   url: string,
@@ -51,7 +55,7 @@ export async function api(
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; json: any }> { // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; json: Json }> {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: {

@@ -187,7 +187,7 @@ export function BlotterPage(props: {
               </tr>
             </thead>
             <tbody id="orders-body">
-              {props.orders.map((o) => <OrderRow order={o} />)}
+              {props.orders.map((o) => <OrderRow key={o.id} order={o} />)}
               {props.nextCursor ? <MoreRow tab={props.tab} cursor={props.nextCursor} /> : null}
             </tbody>
           </table>
@@ -240,7 +240,7 @@ export function OrderPage(props: {
         </table>
         <h2>Timeline</h2>
         <ol id={`timeline-${o.id}`} class="timeline">
-          {props.events.map((e) => <TimelineEntry event={e} />)}
+          {props.events.map((e) => <TimelineEntry key={e.seq} event={e} />)}
         </ol>
       </section>
     </Layout>

@@ -1,0 +1,215 @@
+/**
+ * `deno task bench`: Blotter under load, as a separate server process with Postgres and every
+ * event persisted. Opens many idle streams (server memory per stream), then drives execution
+ * reports through the ingest API at a fixed rate and measures report → stream latency on the
+ * client side (p50/p99) and losses. Figures go to bench/README.md with the machine and the date;
+ * nothing here is a test and nothing asserts a time.
+ *
+ *   deno task bench [--streams 5000] [--users 1000] [--rate 1000] [--seconds 20]
+ *
+ * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); uses its own schema.
+ */
+import postgres from "postgres";
+
+const args = Object.fromEntries(
+  Deno.args.join(" ").split("--").filter(Boolean).map((a) => a.trim().split(/\s+/)),
+);
+const STREAMS = Number(args.streams ?? 5000);
+const USERS = Number(args.users ?? 1000);
+const RATE = Number(args.rate ?? 1000);
+const SECONDS = Number(args.seconds ?? 20);
+const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
+const SCHEMA = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+const PORT = 18000 + Math.floor(Math.random() * 1000);
+const URL_ = `http://127.0.0.1:${PORT}`;
+const INGEST = "bench-ingest-token-0123456789";
+
+function rssKb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function post(path: string, token: string, body: unknown) {
+  const res = await fetch(`${URL_}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const server = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", "--v8-flags=--expose-gc", new URL("../main.ts", import.meta.url).pathname],
+  env: {
+    AUTH_MODE: "dev",
+    DATABASE_URL,
+    DATABASE_SCHEMA: SCHEMA,
+    PORT: String(PORT),
+    INGEST_TOKEN: INGEST,
+    RATE_LIMIT: "off",
+    LOG_LEVEL: "warn",
+    MAX_STREAMS_PER_USER: "1000",
+  },
+  stdout: "inherit",
+  stderr: "inherit",
+}).spawn();
+
+const streams: AbortController[] = [];
+try {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${URL_}/healthz`)).ok) break;
+    } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(
+    `Blotter bench: ${STREAMS} streams over ${USERS} users, ${RATE} reports/s for ${SECONDS} s`,
+  );
+
+  // Users, sessions and one big working order each.
+  const users: Array<{ token: string; order: string }> = [];
+  for (let i = 0; i < USERS; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, USERS - i) }, async (_, j) => {
+        const { token } = await post("/api/v1/sessions", "", { username: `bench${i + j}` });
+        const order = await post("/api/v1/orders", token, {
+          symbol: "AAPL",
+          asset_class: "stock",
+          side: "buy",
+          qty: "1000000",
+        });
+        await post("/api/v1/executions", INGEST, {
+          order_id: order.id,
+          exec_id: `new-${order.id}`,
+          type: "new",
+          at: new Date().toISOString(),
+        });
+        return { token, order: order.id };
+      }),
+    );
+    users.push(...batch);
+  }
+
+  // Idle streams: memory per stream, measured as the server's RSS delta.
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssBefore = rssKb(server.pid);
+  const latencies: number[] = [];
+  let received = 0;
+  const decoder = new TextDecoder();
+  const open = async (token: string) => {
+    const ac = new AbortController();
+    streams.push(ac);
+    const res = await fetch(`${URL_}/api/v1/stream`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: ac.signal,
+    });
+    (async () => {
+      let buf = "";
+      try {
+        for await (const chunk of res.body!) {
+          buf += decoder.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const m = /"execution":\{"id":"b-(\d+(?:\.\d+)?)-/.exec(block);
+            if (m) {
+              latencies.push(performance.timeOrigin + performance.now() - Number(m[1]));
+              received++;
+            }
+          }
+        }
+      } catch { /* closed */ }
+    })();
+  };
+  for (let i = 0; i < STREAMS; i += 200) {
+    await Promise.all(
+      Array.from(
+        { length: Math.min(200, STREAMS - i) },
+        (_, j) => open(users[(i + j) % USERS].token),
+      ),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const rssIdle = rssKb(server.pid);
+  const perStream = (rssIdle - rssBefore) / STREAMS;
+
+  // Load: RATE reports/s in batches every 10 ms, each a fill on some user's order.
+  const streamsPerUser = STREAMS / USERS;
+  const tickMs = 10;
+  const perTick = RATE * tickMs / 1000;
+  let sent = 0, carry = 0, seq = 0;
+  const cpuStart = Deno.readTextFileSync(`/proc/${server.pid}/stat`).split(" ");
+  const started = performance.now();
+  const inflight: Promise<unknown>[] = [];
+  while (performance.now() - started < SECONDS * 1000) {
+    carry += perTick;
+    const n = Math.floor(carry);
+    carry -= n;
+    if (n > 0) {
+      const at = new Date().toISOString();
+      const sentAt = performance.timeOrigin + performance.now();
+      const batch = Array.from({ length: n }, () => {
+        const u = users[seq++ % USERS];
+        return {
+          order_id: u.order,
+          exec_id: `b-${sentAt}-${seq}`,
+          type: "partial_fill",
+          at,
+          last_qty: "1",
+          last_price: "187.50",
+        };
+      });
+      sent += n;
+      inflight.push(post("/api/v1/executions", INGEST, batch));
+      if (inflight.length > 200) await inflight.shift();
+    }
+    const next = started + (sent / RATE) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - started) / 1000;
+  const expected = sent * streamsPerUser;
+  for (let i = 0; i < 100 && received < expected; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const cpuEnd = Deno.readTextFileSync(`/proc/${server.pid}/stat`).split(" ");
+  const ticks = (Number(cpuEnd[13]) + Number(cpuEnd[14])) -
+    (Number(cpuStart[13]) + Number(cpuStart[14]));
+  const sorted = latencies.sort((a, b) => a - b);
+  const result = {
+    date: new Date().toISOString(),
+    cpus: navigator.hardwareConcurrency,
+    streams: STREAMS,
+    users: USERS,
+    rate_target: RATE,
+    rate_achieved: Math.round(sent / elapsed),
+    deliveries_expected: expected,
+    deliveries_received: received,
+    lost: expected - received,
+    latency_ms: {
+      p50: +pct(sorted, 50).toFixed(2),
+      p90: +pct(sorted, 90).toFixed(2),
+      p99: +pct(sorted, 99).toFixed(2),
+      max: +sorted[sorted.length - 1]?.toFixed(2),
+    },
+    server_rss_mb: { before_streams: rssBefore >> 10, idle_streams: rssIdle >> 10 },
+    server_kb_per_idle_stream: +perStream.toFixed(1),
+    server_cpu_percent_of_one_core: Math.round((ticks / 100 / elapsed) * 100),
+  };
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  for (const s of streams) s.abort();
+  server.kill("SIGTERM");
+  await server.status;
+  const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`drop schema if exists "${SCHEMA}" cascade`);
+  await sql.end();
+}
