@@ -54,7 +54,7 @@ const server = new Deno.Command(Deno.execPath(), {
     PORT: String(PORT),
     INGEST_TOKEN: INGEST,
     RATE_LIMIT: "off",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "warn",
     MAX_STREAMS_PER_USER: "1000",
   },
   stdout: "inherit",

@@ -152,12 +152,24 @@ export function apiRoutes(
       throw new AppError("invalid_request", `Send 1 to ${MAX_BATCH} reports`);
     }
     limits.ingest.take("ingest", items.length);
-    const results = [];
-    for (const item of items) {
-      const r = await ingestOne(deps, item);
-      deps.metrics.ingestResults.inc({ status: String(r.status) });
-      results.push(r);
-    }
+    // Reports for one order apply in the order given; different orders apply concurrently
+    // (the store serializes per user), so a batch uses the whole connection pool.
+    const results: Array<{ status: number; body: Record<string, unknown> }> = new Array(
+      items.length,
+    );
+    const byOrder = new Map<unknown, number[]>();
+    items.forEach((item, i) => {
+      const key = (item as { order_id?: unknown })?.order_id ?? `#${i}`;
+      const list = byOrder.get(key);
+      if (list) list.push(i);
+      else byOrder.set(key, [i]);
+    });
+    await Promise.all([...byOrder.values()].map(async (indexes) => {
+      for (const i of indexes) {
+        results[i] = await ingestOne(deps, items[i]);
+        deps.metrics.ingestResults.inc({ status: String(results[i].status) });
+      }
+    }));
     if (!batch) return c.json(results[0].body, results[0].status as 201);
     return c.json({ results: results.map((r) => ({ status: r.status, ...r.body })) }, 200);
   });
