@@ -80,15 +80,31 @@ export function apiRoutes(
     });
   });
 
-  app.delete("/api/v1/sessions/:id", requireApiAuth, async (c) => {
-    const id = c.req.param("id");
-    if (!(await store.revokeSession(auth(c).userId, id, deps.now()))) {
-      throw new AppError("not_found", `No session ${id}`);
-    }
-    // The change feed also tells every instance; ending here too makes this one immediate.
-    deps.hub.endSession(id, "session revoked");
-    return c.body(null, 204);
-  });
+  // The auth service (AUTH_SERVICE_TOKEN) may end any device session, e.g. on a password change.
+  app.delete(
+    "/api/v1/sessions/:id",
+    async (c, next) => {
+      const service = deps.config.auth.serviceToken;
+      const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
+      if (!service || !m || !sameSecret(m[1], service)) return await next();
+      const id = c.req.param("id");
+      if (!(await store.revokeSession(null, id, deps.now()))) {
+        throw new AppError("not_found", `No session ${id}`);
+      }
+      deps.hub.endSession(id, "session revoked");
+      return c.body(null, 204);
+    },
+    requireApiAuth,
+    async (c) => {
+      const id = c.req.param("id");
+      if (!(await store.revokeSession(auth(c).userId, id, deps.now()))) {
+        throw new AppError("not_found", `No session ${id}`);
+      }
+      // The change feed also tells every instance; ending here too makes this one immediate.
+      deps.hub.endSession(id, "session revoked");
+      return c.body(null, 204);
+    },
+  );
 
   // --- orders -----------------------------------------------------------------------------------
   app.post("/api/v1/orders", requireApiAuth, async (c) => {

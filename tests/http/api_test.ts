@@ -332,3 +332,32 @@ t("ops: healthz, readyz, metrics and the VAPID key", async () => {
     await s.stop();
   }
 });
+
+t(
+  "the auth service may end any device session with AUTH_SERVICE_TOKEN; others may not",
+  async () => {
+    const s = await startServer({ AUTH_SERVICE_TOKEN: "service-token-0123456789" });
+    try {
+      const victim = await login(s.url, "hal");
+      const other = await login(s.url, "ida");
+      const refused = await api(
+        s.url,
+        other.token,
+        "DELETE",
+        `/api/v1/sessions/${victim.session_id}`,
+      );
+      assert.equal(refused.status, 404);
+      assert.equal((await api(s.url, victim.token, "GET", "/api/v1/orders")).status, 200);
+      const ended = await api(
+        s.url,
+        "service-token-0123456789",
+        "DELETE",
+        `/api/v1/sessions/${victim.session_id}`,
+      );
+      assert.equal(ended.status, 204);
+      assert.equal((await api(s.url, victim.token, "GET", "/api/v1/orders")).status, 401);
+    } finally {
+      await s.stop();
+    }
+  },
+);
