@@ -119,7 +119,7 @@ export function startSimulator(opts: {
 
   /** Splits the remaining quantity into `parts` exact pieces (fewer if too small to split). */
   const split = (remaining: Dec, parts: number): Dec[] => {
-    const piece = floorTo(divide(remaining, dec(String(parts)), QTY_PLACES), QTY_PLACES);
+    const piece = floorTo(divide(remaining, dec(String(parts)), QTY_PLACES + 6), QTY_PLACES);
     if (piece.isZero()) return [remaining];
     const out = Array.from({ length: parts - 1 }, () => piece);
     out.push(remaining.minus(piece.mul(parts - 1)));
@@ -133,7 +133,8 @@ export function startSimulator(opts: {
       const price = cls === "mutual_fund"
         ? dec(SYMBOLS[order.symbol].price)
         : priceOf(order.symbol);
-      const total = floorTo(divide(dec(order.notional), price, QTY_PLACES), QTY_PLACES);
+      const total = // Divide with spare places, then round DOWN: rounding to nearest could overshoot the notional.
+        floorTo(divide(dec(order.notional), price, QTY_PLACES + 6), QTY_PLACES);
       if (total.isZero()) {
         later(start, () => report(order, "canceled", { reason: "amount below the minimum" }));
         return;
