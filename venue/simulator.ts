@@ -133,8 +133,8 @@ export function startSimulator(opts: {
       const price = cls === "mutual_fund"
         ? dec(SYMBOLS[order.symbol].price)
         : priceOf(order.symbol);
-      const total = // Divide with spare places, then round DOWN: rounding to nearest could overshoot the notional.
-        floorTo(divide(dec(order.notional), price, QTY_PLACES + 6), QTY_PLACES);
+      // Divide with spare places, then round DOWN: to nearest could overshoot the notional.
+      const total = floorTo(divide(dec(order.notional), price, QTY_PLACES + 6), QTY_PLACES);
       if (total.isZero()) {
         later(start, () => report(order, "canceled", { reason: "amount below the minimum" }));
         return;

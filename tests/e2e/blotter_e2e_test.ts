@@ -25,7 +25,8 @@ Deno.test({
     const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.3" });
     const browser = await launch();
     try {
-      const phone = await (await browser.newContext()).newPage();
+      const phone = await (await browser.newContext({ viewport: { width: 390, height: 844 } }))
+        .newPage();
       const desktop = await (await browser.newContext()).newPage();
       const errors: string[] = [];
       for (const p of [phone, desktop]) {
@@ -75,6 +76,7 @@ Deno.test({
       );
 
       await desktop.screenshot({ path: await artifactPath("blotter-desktop") });
+      await phone.screenshot({ path: await artifactPath("blotter-phone"), fullPage: true });
 
       // Log out the phone: its stream ends, the desktop stays live and keeps updating.
       await phone.click("form[action='/logout'] button");

@@ -229,3 +229,48 @@ t(
     }
   },
 );
+
+t("a stalled reader is closed (it resumes later) while other streams keep receiving", async () => {
+  const s = await startServer({ STREAM_QUEUE_LIMIT: "20" });
+  try {
+    const { token } = await login(s.url, "hub");
+    const healthy = await SseClient.open(`${s.url}/api/v1/stream`, bearer(token));
+    // A raw socket that sends the request and then never reads a byte.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    await conn.write(new TextEncoder().encode(
+      `GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    ));
+    await eventually(async () =>
+      /blotter_open_streams 2/.test(await (await fetch(`${s.url}/metrics`)).text())
+    );
+    const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", {
+      ...ORDER,
+      qty: "100000",
+    });
+    const at = new Date().toISOString();
+    let n = 0;
+    // Enough events to fill the socket buffers and then the stream's queue.
+    for (let round = 0; round < 8; round++) {
+      const batch = Array.from({ length: 1000 }, () => ({
+        order_id: order.id,
+        exec_id: `s-${n++}`,
+        type: "partial_fill",
+        at,
+        last_qty: "1",
+        last_price: "1.5",
+      }));
+      await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", batch);
+    }
+    await eventually(async () =>
+      /blotter_streams_closed_total\{reason="slow consumer"\} 1/.test(
+        await (await fetch(`${s.url}/metrics`)).text(),
+      )
+    );
+    await healthy.until((c) => c.orders().length === n + 1, 20_000);
+    assert.equal(healthy.closed, false);
+    conn.close();
+    healthy.close();
+  } finally {
+    await s.stop();
+  }
+});
