@@ -1,23 +1,59 @@
-/** The built-in venue on a real (in-memory) store, at SIM_SPEED 0.02: behaviour per CONTRACT.md. */
+/**
+ * The built-in venue on a real (in-memory) KV store at SIM_SPEED 0.02: behaviour per CONTRACT.md.
+ * Orders are placed through the store, so the simulator must pick them up from the change feed.
+ * Outcomes are awaited by polling, never by timing assertions: CI machines are slow.
+ */
 import assert from "node:assert/strict";
 import { silentLogger } from "../../log.ts";
 import { dec } from "../../orders/decimal.ts";
 import { type Order, OrderRequest } from "../../orders/model.ts";
 import { openKvStore } from "../../store/kv.ts";
 import type { Store } from "../../store/store.ts";
-import { startSimulator } from "../../venue/simulator.ts";
-import { eventually } from "../helpers.ts";
+import { type Simulator, startSimulator } from "../../venue/simulator.ts";
 
-function t(name: string, fn: (store: Store, user: string) => Promise<void>) {
+const SPEED = 0.02;
+const USER = "sim-user";
+
+/** Polls every 20 ms until `check` answers something, for at most 5 s. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until the order is in `status` and answers it. */
+function settled(store: Store, id: string, status: string): Promise<Order> {
+  return waitFor(`order ${id} to be ${status}`, async () => {
+    const o = await store.getOrder(USER, id);
+    return o?.status === status ? o : undefined;
+  });
+}
+
+async function place(store: Store, fields: Record<string, unknown>): Promise<Order> {
+  return (await store.placeOrder(
+    USER,
+    OrderRequest.parse({ asset_class: "stock", side: "buy", ...fields }),
+    new Date(),
+  )).order;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A test with its own store and simulator, both closed afterwards whatever happens. */
+function t(name: string, fn: (store: Store, venue: Simulator) => Promise<void>) {
   Deno.test({
     name: `simulator: ${name}`,
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
       const store = await openKvStore(":memory:");
-      const venue = startSimulator({ store, speed: 0.02, log: silentLogger });
+      const venue = startSimulator({ store, speed: SPEED, log: silentLogger });
       try {
-        await fn(store, "sim-user");
+        await fn(store, venue);
       } finally {
         await venue.stop();
         await store.close();
@@ -26,168 +62,225 @@ function t(name: string, fn: (store: Store, user: string) => Promise<void>) {
   });
 }
 
-async function place(store: Store, user: string, fields: Record<string, unknown>) {
-  return (await store.placeOrder(
-    user,
-    OrderRequest.parse({ asset_class: "stock", side: "buy", ...fields }),
-    new Date(),
-  )).order;
-}
+t("a stock market order: new, 2-4 partial fills, then a fill of the whole qty", async (store) => {
+  const order = await place(store, { symbol: "AAPL", qty: "10" });
+  assert.equal(order.status, "pending_new");
+  const filled = await settled(store, order.id, "filled");
+  assert.equal(filled.filled_qty, "10");
+  const events = await store.orderEvents(USER, order.id);
+  const types = events.map((e) => e.type);
+  assert.equal(types[0], "pending_new");
+  assert.equal(types[1], "new");
+  const partials = types.filter((x) => x === "partial_fill").length;
+  assert.ok(partials >= 2 && partials <= 4, types.join(","));
+  assert.equal(types[types.length - 1], "fill");
+  // Every piece is positive, prices have exactly two decimals, and the average is exact.
+  let qty = dec("0"), notional = dec("0");
+  for (const e of events) {
+    if (!e.execution) continue;
+    assert.ok(dec(e.execution.qty).gt(0));
+    assert.match(e.execution.price, /^\d+\.\d{2}$/);
+    qty = qty.plus(dec(e.execution.qty));
+    notional = notional.plus(dec(e.execution.qty).mul(dec(e.execution.price)));
+  }
+  assert.ok(qty.eq(10));
+  assert.ok(dec(filled.filled_notional).eq(notional));
+  assert.ok(dec(filled.filled_avg_price!).minus(notional.div(10)).abs().lt("0.0000000001"));
+});
 
-function settled(store: Store, user: string, id: string, status: string): Promise<Order> {
-  return eventually(async () => {
-    const o = await store.getOrder(user, id);
-    return o?.status === status ? o : undefined;
-  });
-}
+t("a fractional stock quantity fills exactly, a tiny one in a single fill", async (store) => {
+  const frac = await place(store, { symbol: "MSFT", qty: "3.333333333" });
+  const tiny = await place(store, { symbol: "MSFT", qty: "0.000000001" });
+  assert.equal((await settled(store, frac.id, "filled")).filled_qty, "3.333333333");
+  assert.equal((await settled(store, tiny.id, "filled")).filled_qty, "0.000000001");
+  const fills = (await store.orderEvents(USER, tiny.id)).filter((e) => e.execution);
+  assert.equal(fills.length, 1);
+});
 
-t(
-  "a stock market order: new, two to four partial fills, then a fill of exactly the quantity",
-  async (store, user) => {
-    const order = await place(store, user, { symbol: "AAPL", qty: "10" });
-    const filled = await settled(store, user, order.id, "filled");
-    assert.equal(filled.filled_qty, "10");
-    const events = await store.orderEvents(user, order.id);
-    const types = events.map((e) => e.type);
-    assert.equal(types[1], "new");
-    const partials = types.filter((x) => x === "partial_fill").length;
-    assert.ok(partials >= 2 && partials <= 4, types.join(","));
-    assert.equal(types[types.length - 1], "fill");
-    // The average is exact: sum(qty × price) / qty, recomputed here with decimals.
-    let notional = dec("0");
-    for (const e of events) {
-      if (e.execution) {
-        notional = notional.plus(dec(e.execution.qty).mul(dec(e.execution.price)));
-      }
-    }
-    assert.ok(dec(filled.filled_avg_price!).minus(notional.div(10)).abs().lt("0.0000000001"));
-  },
-);
+t("an unknown symbol is rejected with reason 'unknown symbol'", async (store) => {
+  const order = await place(store, { symbol: "ZZZZ", qty: "1" });
+  assert.equal((await settled(store, order.id, "rejected")).reject_reason, "unknown symbol");
+});
 
-t(
-  "unknown symbols and oversized orders are rejected with the contract's reasons",
-  async (store, user) => {
-    const unknown = await place(store, user, { symbol: "ZZZZ", qty: "1" });
-    const big = await place(store, user, { symbol: "MSFT", qty: "2000000" });
-    const rich = await place(store, user, {
-      symbol: "SPY",
-      asset_class: "etf",
-      notional: "20000000.00",
-    });
-    assert.equal(
-      (await settled(store, user, unknown.id, "rejected")).reject_reason,
-      "unknown symbol",
-    );
-    assert.equal(
-      (await settled(store, user, big.id, "rejected")).reject_reason,
-      "insufficient buying power",
-    );
-    assert.equal(
-      (await settled(store, user, rich.id, "rejected")).reject_reason,
-      "insufficient buying power",
-    );
-  },
-);
+t("qty 2000000 and a 20M notional are rejected for buying power", async (store) => {
+  const big = await place(store, { symbol: "MSFT", qty: "2000000" });
+  const rich = await place(store, { symbol: "SPY", asset_class: "etf", notional: "20000000.00" });
+  const reason = "insufficient buying power";
+  assert.equal((await settled(store, big.id, "rejected")).reject_reason, reason);
+  assert.equal((await settled(store, rich.id, "rejected")).reject_reason, reason);
+});
 
-t("a buy limit far below the market rests as new until canceled", async (store, user) => {
-  const order = await place(store, user, {
+t("an asset class that does not match the symbol is rejected", async (store) => {
+  const order = await place(store, { symbol: "AAPL", asset_class: "crypto", qty: "1" });
+  assert.equal(
+    (await settled(store, order.id, "rejected")).reject_reason,
+    "asset class does not match symbol",
+  );
+});
+
+t("a buy limit at 1.00 rests as new until canceled", async (store) => {
+  const order = await place(store, {
     symbol: "TSLA",
     type: "limit",
     limit_price: "1.00",
     qty: "5",
   });
-  await settled(store, user, order.id, "new");
-  await new Promise((r) => setTimeout(r, 100)); // several price checks at this speed
-  assert.equal((await store.getOrder(user, order.id))?.status, "new");
-  await store.requestCancel(user, order.id, new Date());
-  const canceled = await settled(store, user, order.id, "canceled");
+  await settled(store, order.id, "new");
+  await sleep(100); // several resting checks at this speed
+  assert.equal((await store.getOrder(USER, order.id))?.status, "new");
+  await store.requestCancel(USER, order.id, new Date());
+  const canceled = await settled(store, order.id, "canceled");
   assert.equal(canceled.filled_qty, "0");
+  const types = (await store.orderEvents(USER, order.id)).map((e) => e.type);
+  assert.deepEqual(types, ["pending_new", "new", "pending_cancel", "canceled"]);
 });
 
-t(
-  "a marketable limit fills; an IOC limit that cannot fill now is canceled with nothing filled",
-  async (store, user) => {
-    const marketable = await place(store, user, {
-      symbol: "NVDA",
-      type: "limit",
-      limit_price: "500",
-      qty: "2",
-    });
-    assert.equal((await settled(store, user, marketable.id, "filled")).filled_qty, "2");
-    const ioc = await place(store, user, {
-      symbol: "NVDA",
-      type: "limit",
-      limit_price: "1",
-      qty: "2",
-      time_in_force: "ioc",
-    });
-    assert.equal((await settled(store, user, ioc.id, "canceled")).filled_qty, "0");
-    const fok = await place(store, user, {
+t("a marketable limit fills; IOC and FOK limits that cannot fill are canceled", async (store) => {
+  const marketable = await place(store, {
+    symbol: "NVDA",
+    type: "limit",
+    limit_price: "500",
+    qty: "2",
+  });
+  const filled = await settled(store, marketable.id, "filled");
+  assert.equal(filled.filled_qty, "2");
+  assert.ok(dec(filled.filled_avg_price!).lte(500));
+  for (const tif of ["ioc", "fok"]) {
+    const o = await place(store, {
       symbol: "NVDA",
       type: "limit",
       limit_price: "1",
       qty: "2",
-      time_in_force: "fok",
+      time_in_force: tif,
     });
-    assert.equal((await settled(store, user, fok.id, "canceled")).filled_qty, "0");
-  },
-);
+    assert.equal((await settled(store, o.id, "canceled")).filled_qty, "0");
+  }
+});
 
-t("crypto fills fractional quantities around the clock", async (store, user) => {
-  const order = await place(store, user, {
+t("a replace of a resting limit confirms the new terms on a replacement order", async (store) => {
+  const order = await place(store, { symbol: "AAPL", type: "limit", limit_price: "1", qty: "5" });
+  await settled(store, order.id, "new");
+  await store.requestReplace(USER, order.id, { qty: "7", limit_price: "2" }, new Date());
+  const old = await settled(store, order.id, "replaced");
+  assert.ok(old.replaced_by);
+  const replacement = await settled(store, old.replaced_by!, "new");
+  assert.equal(replacement.qty, "7");
+  assert.equal(replacement.limit_price, "2");
+});
+
+t("crypto fills a fractional qty of 0.00012345", async (store) => {
+  const order = await place(store, {
     symbol: "BTC-USD",
     asset_class: "crypto",
     qty: "0.00012345",
   });
-  const filled = await settled(store, user, order.id, "filled");
+  const filled = await settled(store, order.id, "filled");
   assert.equal(filled.filled_qty, "0.00012345");
   assert.equal(filled.time_in_force, "gtc");
+  const fills = (await store.orderEvents(USER, order.id)).filter((e) => e.execution);
+  assert.ok(fills.length >= 1 && fills.length <= 2);
 });
 
-t(
-  "a mutual fund dollar order fills once at the cut-off at the NAV, within its notional",
-  async (store, user) => {
-    const order = await place(store, user, {
-      symbol: "VFIAX",
-      asset_class: "mutual_fund",
-      notional: "250.00",
-    });
-    const filled = await settled(store, user, order.id, "filled");
-    const fills = (await store.orderEvents(user, order.id)).filter((e) => e.execution);
-    assert.equal(fills.length, 1);
-    assert.equal(fills[0].execution!.price, "512.34");
-    assert.ok(dec(filled.filled_notional).lte("250.00"));
-    assert.equal(filled.filled_qty, "0.487957215"); // 250 / 512.34 = 0.4879572159…, rounded down
-  },
-);
+t("a stock dollar order never spends more than its notional", async (store) => {
+  const order = await place(store, { symbol: "AAPL", notional: "1000.00" });
+  const filled = await settled(store, order.id, "filled");
+  assert.ok(dec(filled.filled_notional).lte("1000.00"));
+  assert.ok(dec(filled.filled_qty).gt(0));
+});
 
-t("the simulated close expires open day orders, not gtc ones", async (store, user) => {
-  const s2 = await openKvStore(":memory:");
-  const venue = startSimulator({ store: s2, speed: 0.02, log: silentLogger });
+t("a mutual fund notional of 250.00 fills once at the NAV within it", async (store) => {
+  const order = await place(store, {
+    symbol: "VFIAX",
+    asset_class: "mutual_fund",
+    notional: "250.00",
+  });
+  const filled = await settled(store, order.id, "filled");
+  const fills = (await store.orderEvents(USER, order.id)).filter((e) => e.execution);
+  assert.equal(fills.length, 1);
+  assert.equal(fills[0].execution!.price, "512.34");
+  assert.ok(dec(filled.filled_qty).mul(dec(fills[0].execution!.price)).lte("250.00"));
+  assert.equal(filled.filled_qty, "0.487957215"); // 250 / 512.34 = 0.4879572159…, rounded down
+});
+
+t("closeMarket expires resting day orders, not gtc ones", async (store, venue) => {
+  const limit = { symbol: "QQQ", asset_class: "etf", type: "limit", limit_price: "1", qty: "1" };
+  const day = await place(store, limit);
+  const gtc = await place(store, { ...limit, time_in_force: "gtc" });
+  await settled(store, day.id, "new");
+  await settled(store, gtc.id, "new");
+  await venue.closeMarket();
+  const expired = await settled(store, day.id, "expired");
+  const events = await store.orderEvents(USER, expired.id);
+  assert.equal(events[events.length - 1].reason, "market closed");
+  assert.equal((await store.getOrder(USER, gtc.id))?.status, "new");
+});
+
+t("a restarted venue resumes orders a previous run left working", async (store, venue) => {
+  await venue.stop();
+  const order = await place(store, { symbol: "SPY", asset_class: "etf", qty: "4" });
+  await sleep(50);
+  assert.equal((await store.getOrder(USER, order.id))?.status, "pending_new");
+  const again = startSimulator({ store, speed: SPEED, log: silentLogger });
   try {
-    const day = await place(s2, user, {
-      symbol: "QQQ",
-      asset_class: "etf",
-      type: "limit",
-      limit_price: "1",
-      qty: "1",
-    });
-    const gtc = await place(s2, user, {
-      symbol: "QQQ",
-      asset_class: "etf",
-      type: "limit",
-      limit_price: "1",
-      qty: "1",
-      time_in_force: "gtc",
-    });
-    await settled(s2, user, day.id, "new");
-    await settled(s2, user, gtc.id, "new");
-    await venue.closeMarket();
-    assert.equal((await settled(s2, user, day.id, "expired")).status, "expired");
-    assert.equal((await s2.getOrder(user, gtc.id))?.status, "new");
+    assert.equal((await settled(store, order.id, "filled")).filled_qty, "4");
   } finally {
-    await venue.stop();
-    await s2.close();
+    await again.stop();
   }
-  assert.ok(store);
+});
+
+Deno.test({
+  name: "simulator: stop() leaves no timers running",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const store = await openKvStore(":memory:");
+    // Count the simulator's live timers by wrapping the timer functions for this test.
+    const live = new Set<unknown>();
+    const realSet = globalThis.setTimeout, realClear = globalThis.clearTimeout;
+    const spySet = ((fn: () => void, ms?: number) => {
+      const id: unknown = realSet(() => {
+        live.delete(id);
+        fn();
+      }, ms);
+      live.add(id);
+      return id;
+    }) as unknown as typeof setTimeout;
+    const spyClear = ((id?: number) => {
+      if (id !== undefined) live.delete(id);
+      realClear(id);
+    }) as unknown as typeof clearTimeout;
+    globalThis.setTimeout = spySet;
+    globalThis.clearTimeout = spyClear;
+    try {
+      const venue = startSimulator({ store, speed: SPEED, log: silentLogger });
+      const market = await place(store, { symbol: "AAPL", qty: "100" });
+      const resting = await place(store, {
+        symbol: "AAPL",
+        type: "limit",
+        limit_price: "1",
+        qty: "1",
+      });
+      await place(store, { symbol: "FXAIX", asset_class: "mutual_fund", qty: "3" });
+      await settled(store, resting.id, "new");
+      await waitFor("the market order to be acknowledged", async () => {
+        const o = await store.getOrder(USER, market.id);
+        return o && o.status !== "pending_new" ? o : undefined;
+      });
+      assert.ok(live.size > 0, "the venue should have work scheduled before stop()");
+      await venue.stop();
+      assert.equal(live.size, 0, "timers still pending after stop()");
+      // Nothing moves any more, not even new orders.
+      const before = await store.getOrder(USER, market.id);
+      const later = await place(store, { symbol: "AAPL", qty: "1" });
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+      await sleep(150);
+      assert.deepEqual(await store.getOrder(USER, market.id), before);
+      assert.equal((await store.getOrder(USER, later.id))?.status, "pending_new");
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+      await store.close();
+    }
+  },
 });
