@@ -419,6 +419,14 @@ class KvStore implements Store {
     return out;
   }
 
+  async claimAlert(userId: string, seq: number, now: Date): Promise<boolean> {
+    // Expires with the events it is about (KV forgets it by itself).
+    const key = ["alert", userId, seq];
+    const res = await this.#kv.atomic().check({ key, versionstamp: null })
+      .set(key, now.toISOString(), { expireIn: 7 * 24 * 3600_000 }).commit();
+    return res.ok;
+  }
+
   // --- settings ---------------------------------------------------------------------------------
 
   async getSetting(key: string): Promise<string | null> {

@@ -48,8 +48,15 @@ import type {
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
 
+const encoder = new TextEncoder();
 /** NOTIFY payloads must stay under 8000 bytes; above this, send ids and let listeners fetch. */
 const MAX_PAYLOAD = 7_500;
+/** Write transactions run on this many connections of their own (see `#write`). */
+const WRITERS = 6;
+/** At most this many report groups are committing at once (the pool has room for more). */
+const GROUPS = 4;
+/** At most this many reports go in one group. */
+const GROUP_MAX = 250;
 /** Listener reconnect backoff, doubling from the first to the last. */
 const RECONNECT_MS = [100, 250, 500, 1_000, 2_000];
 
@@ -88,21 +95,88 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
     await tx`select pg_advisory_xact_lock(hashtext('blotter_schema'))`;
     await tx.unsafe(ddl);
   });
-  const store = new PgStore(sql, url, schema, options.log, connection, options.maxNotifyBytes);
+  const writers = new Writers(WRITERS, (onclose) =>
+    postgres(url, {
+      max: 1,
+      connection,
+      onnotice: () => {},
+      connect_timeout: 5,
+      // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
+      // connection ends only when the server or the network ends it.
+      max_lifetime: null,
+      onclose,
+    }));
+  const store = new PgStore(
+    sql,
+    writers,
+    url,
+    schema,
+    options.log,
+    connection,
+    options.maxNotifyBytes,
+  );
   await store.startListening();
   return store;
 }
 
 /** Turns "the database is away" into a 503 the API can answer; other errors pass through. */
 function unavailableIfConnection(err: unknown): unknown {
-  const code = (err as { code?: string })?.code ?? "";
-  if (
-    /^(ECONNREFUSED|ECONNRESET|CONNECT_TIMEOUT|CONNECTION_|EPIPE)/.test(code) ||
-    /^(08|57P)/.test(code)
-  ) {
+  if (isConnectionError(err)) {
     return new AppError("unavailable", "The database is unavailable; try again shortly");
   }
   return err;
+}
+
+/** The error for a transaction whose connection went away under it. */
+function connectionLost(): Error {
+  return Object.assign(new Error("the connection closed during the transaction"), {
+    code: "CONNECTION_CLOSED",
+  });
+}
+
+/** Write connections: one-connection pools, handed out one transaction at a time. */
+class Writers {
+  readonly #idle: Writer[] = [];
+  readonly #all: Writer[] = [];
+  readonly #waiting: Array<(w: Writer) => void> = [];
+
+  constructor(count: number, open: (onclose: () => void) => Sql) {
+    for (let i = 0; i < count; i++) {
+      const w: Writer = { sql: null as unknown as Sql, generation: 0 };
+      w.sql = open(() => w.generation++);
+      this.#all.push(w);
+      this.#idle.push(w);
+    }
+  }
+
+  acquire(): Promise<Writer> {
+    const w = this.#idle.pop();
+    if (w) return Promise.resolve(w);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(w: Writer): void {
+    const next = this.#waiting.shift();
+    if (next) next(w);
+    else this.#idle.push(w);
+  }
+
+  async end(): Promise<void> {
+    await Promise.all(this.#all.map((w) => w.sql.end({ timeout: 2 })));
+  }
+}
+
+/** A one-connection pool for transactions; `generation` counts its connection's closes. */
+interface Writer {
+  sql: Sql;
+  generation: number;
+}
+
+/** Whether `err` says the connection or the server went away (not a query's own failure). */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return /^(ECONNREFUSED|ECONNRESET|CONNECT_TIMEOUT|CONNECTION_|EPIPE)/.test(code) ||
+    /^(08|57P)/.test(code);
 }
 
 class PgChanges implements ChangeSource {
@@ -120,6 +194,7 @@ class PgChanges implements ChangeSource {
 class PgStore implements Store {
   readonly kind = "postgres" as const;
   readonly #sql: Sql;
+  readonly #writers: Writers;
   readonly #url: string;
   readonly #log: Logger;
   readonly #connection: Record<string, string>;
@@ -135,9 +210,13 @@ class PgStore implements Store {
   #delivery: Promise<void> = Promise.resolve();
   #draining: Promise<void> | null = null;
   #drainAgain = false;
+  /** Reports waiting for a group, and how many groups are committing. */
+  #waiting: PendingReport[] = [];
+  #groupsRunning = 0;
 
   constructor(
     sql: Sql,
+    writers: Writers,
     url: string,
     schema: string,
     log: Logger,
@@ -146,6 +225,7 @@ class PgStore implements Store {
   ) {
     this.#maxNotify = maxNotifyBytes;
     this.#sql = sql;
+    this.#writers = writers;
     this.#url = url;
     this.#log = log;
     this.#connection = connection;
@@ -239,44 +319,34 @@ class PgStore implements Store {
     }).catch((err) => this.#log.error("delivering a notification failed", { err: String(err) }));
   }
 
-  /** The NOTIFY for events written in `tx`: delivered at commit, to every instance. */
-  async #notifyEvents(tx: Tx, userId: string, events: OrderEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    let payload = JSON.stringify({ k: "ev", u: userId, e: events } satisfies Notice);
-    if (new TextEncoder().encode(payload).length > this.#maxNotify) {
-      payload = JSON.stringify(
-        { k: "ids", u: userId, s: events.map((e) => e.seq) } satisfies Notice,
-      );
-    }
-    await tx`select pg_notify(${this.#channel}, ${payload})`;
-  }
-
   // --- orders -----------------------------------------------------------------------------------
 
   async placeOrder(userId: string, request: OrderRequest, now: Date): Promise<PlaceResult> {
-    return await this.#tx(async (tx) => {
-      const seq = await this.#lockSeq(tx, userId);
-      if (request.client_order_id !== null) {
-        const [row] = await tx<{ body: Order }[]>`
-          select body from orders where user_id = ${userId}
-            and client_order_id = ${request.client_order_id}`;
-        if (row) {
-          const [first] = await tx<{ body: OrderEvent }[]>`
-            select body from order_events where order_id = ${row.body.id} order by seq limit 1`;
-          return {
-            user_id: userId,
-            order: row.body,
-            events: first ? [first.body] : [],
-            created: false,
-          };
+    return await this.#write(
+      (tx) => this.#lockUser(tx, userId),
+      async (tx, [{ seq }]): Promise<{ result: PlaceResult; write?: Promise<unknown> }> => {
+        if (request.client_order_id !== null) {
+          const [row] = await tx<{ body: Order; first: OrderEvent | null }[]>`
+            select o.body, (select body from order_events e where e.order_id = o.id
+                            order by seq limit 1) as first
+            from orders o where o.user_id = ${userId}
+              and o.client_order_id = ${request.client_order_id}`;
+          if (row) {
+            const events = row.first ? [row.first] : [];
+            return { result: { user_id: userId, order: row.body, events, created: false } };
+          }
         }
-      }
-      const step = lifecycle.newOrder(request, uuidv7(now.getTime()), now);
-      const events = eventsFromSteps([step], seq + 1, now);
-      await this.#writeOrder(tx, userId, step.order, true);
-      await this.#writeEvents(tx, userId, events);
-      return { user_id: userId, order: step.order, events, created: true };
-    });
+        const step = lifecycle.newOrder(request, uuidv7(now.getTime()), now);
+        const events = eventsFromSteps([step], Number(seq) + 1, now);
+        return {
+          result: { user_id: userId, order: step.order, events, created: true },
+          write: this.#writeChanges(
+            tx,
+            new Changes().order(userId, step.order).events(userId, events),
+          ),
+        };
+      },
+    );
   }
 
   requestCancel(userId: string, orderId: string, now: Date): Promise<WriteResult> {
@@ -297,36 +367,122 @@ class PgStore implements Store {
     );
   }
 
-  async applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
-    const first = await this.#duplicate(this.#sql, report.exec_id);
-    if (first) return first;
-    const owner = await this.orderOwner(report.order_id);
-    if (!owner) throw orderNotFound(report.order_id);
-    return await this.#tx(async (tx) => {
-      const seq = await this.#lockSeq(tx, owner);
-      // Under the user's lock: a concurrent copy of this report has committed or never will.
-      const again = await this.#duplicate(tx, report.exec_id);
-      if (again) return again;
-      const [row] = await tx<{ body: Order }[]>`
-        select body from orders where id = ${report.order_id}`;
-      if (!row) throw orderNotFound(report.order_id);
-      const order = row.body;
-      const outcome = acceptedOrThrow(lifecycle.applyReport(order, report, {
+  /**
+   * Reports are group-committed: a report starts its own transaction at once while fewer than
+   * GROUPS are in flight; otherwise it waits and goes with everything else waiting, in one
+   * transaction. At low load that adds nothing; under load it turns N commits (N WAL flushes,
+   * 3N round trips) into one. Each report still gets its own answer.
+   */
+  applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ report, now, resolve, reject });
+      this.#startGroups();
+    });
+  }
+
+  #startGroups(): void {
+    while (this.#groupsRunning < GROUPS && this.#waiting.length > 0) {
+      const group = this.#waiting.splice(0, GROUP_MAX);
+      this.#groupsRunning++;
+      this.#applyGroup(group).finally(() => {
+        this.#groupsRunning--;
+        this.#startGroups();
+      });
+    }
+  }
+
+  /** Applies a group in one transaction; if it fails as a whole, each report alone. */
+  async #applyGroup(group: PendingReport[]): Promise<void> {
+    try {
+      const answers = await this.#write(
+        (tx) =>
+          // Every owner's counter row, locked in user_id order so concurrent groups never
+          // deadlock; the join also answers each order's owner.
+          tx<{ user_id: string; seq: string; order_id: string }[]>`
+            select s.user_id, s.seq, o.id as order_id
+            from orders o join user_seqs s on s.user_id = o.user_id
+            where o.id = any(${[...new Set(group.map((p) => p.report.order_id))]}::uuid[])
+            order by s.user_id
+            for update of s`,
+        (tx, locked) => this.#decideGroup(tx, group, locked),
+      );
+      answers.forEach((answer, i) => {
+        if (answer instanceof Error) group[i].reject(answer);
+        else group[i].resolve(answer);
+      });
+    } catch (err) {
+      if (group.length > 1 && !(err instanceof AppError && err.code === "unavailable")) {
+        // One report's write failed the whole group: give every report its own transaction.
+        for (const p of group) await this.#applyGroup([p]);
+      } else for (const p of group) p.reject(err);
+    }
+  }
+
+  /** Under the owners' locks: reads the orders, applies each report in turn, returns the write. */
+  async #decideGroup(
+    tx: Tx,
+    group: PendingReport[],
+    locked: { user_id: string; seq: string; order_id: string }[],
+  ): Promise<{ result: Array<ApplyResult | Error>; write?: Promise<unknown> }> {
+    const owners = new Map<string, string>();
+    const seqs = new Map<string, number>();
+    for (const l of locked) {
+      owners.set(l.order_id, l.user_id);
+      seqs.set(l.user_id, Number(l.seq));
+    }
+    // A fresh snapshot, taken under the locks: a concurrent copy of any of these reports has
+    // committed or never will, and each order is as its last writer left it.
+    const [orderRows, execRows] = await Promise.all([
+      tx<{ body: Order }[]>`select body from orders where id = any(${[...owners.keys()]}::uuid[])`,
+      tx<{ exec_id: string; user_id: string; seqs: string[] }[]>`
+        select exec_id, user_id, seqs from executions
+        where exec_id = any(${group.map((p) => p.report.exec_id)}::text[])`,
+    ]);
+    const orders = new Map(orderRows.map((r) => [r.body.id, r.body]));
+    const firstTime = new Map(execRows.map((r) => [r.exec_id, r]));
+    const changes = new Changes();
+    const inGroup = new Map<string, ApplyResult>();
+    const result: Array<ApplyResult | Error> = [];
+    for (const { report, now } of group) {
+      const earlier = inGroup.get(report.exec_id);
+      if (earlier) {
+        result.push({ ...earlier, duplicate: true });
+        continue;
+      }
+      const owner = owners.get(report.order_id);
+      const order = orders.get(report.order_id);
+      if (!owner || !order) {
+        result.push(orderNotFound(report.order_id));
+        continue;
+      }
+      const first = firstTime.get(report.exec_id);
+      if (first) {
+        result.push(await this.#firstResult(tx, first.user_id, first.seqs.map(Number), order));
+        continue;
+      }
+      const outcome = lifecycle.applyReport(order, report, {
         now,
         newId: () => uuidv7(now.getTime()),
-      }));
-      const events = eventsFromSteps(outcome.steps, seq + 1, now);
-      const written = new Set<string>();
-      for (const s of [...outcome.steps].reverse()) {
-        if (written.has(s.order.id)) continue;
-        written.add(s.order.id);
-        await this.#writeOrder(tx, owner, s.order, s.order.id !== order.id);
+      });
+      if ("refused" in outcome) {
+        result.push(new AppError(outcome.code, outcome.refused));
+        continue;
       }
-      await this.#writeEvents(tx, owner, events);
-      await tx`insert into executions (exec_id, user_id, order_id, seqs)
-        values (${report.exec_id}, ${owner}, ${order.id}, ${events.map((e) => e.seq)})`;
-      return { user_id: owner, order: outcome.order, events, duplicate: false };
-    });
+      const events = eventsFromSteps(outcome.steps, seqs.get(owner)! + 1, now);
+      if (events.length > 0) seqs.set(owner, events[events.length - 1].seq);
+      for (const step of outcome.steps) {
+        // A replacement is known from here on, for later reports in this group.
+        orders.set(step.order.id, step.order);
+        owners.set(step.order.id, owner);
+        changes.order(owner, step.order);
+      }
+      changes.events(owner, events);
+      changes.execution(report.exec_id, owner, order.id, events);
+      const applied = { user_id: owner, order: outcome.order, events, duplicate: false };
+      inGroup.set(report.exec_id, applied);
+      result.push(applied);
+    }
+    return { result, write: changes.empty ? undefined : this.#writeChanges(tx, changes) };
   }
 
   async getOrder(userId: string, orderId: string): Promise<Order | null> {
@@ -433,6 +589,7 @@ class PgStore implements Store {
         delete from order_events e using user_seqs s
         where e.user_id = s.user_id and e.at < ${before} and e.seq < s.seq`
     );
+    await this.#q((sql) => sql`delete from alert_claims where claimed_at < ${before}`);
     return result.count;
   }
 
@@ -493,18 +650,23 @@ class PgStore implements Store {
   }
 
   async revokeSession(userId: string | null, sessionId: string, now: Date): Promise<boolean> {
-    return await this.#tx(async (tx) => {
-      const [row] = await tx<{ user_id: string }[]>`
-        update sessions set revoked_at = ${now}
-        where id = ${sessionId} and revoked_at is null
-          ${userId === null ? tx`` : tx`and user_id = ${userId}`}
-        returning user_id`;
-      if (!row) return false;
-      await tx`delete from push_subscriptions where session_id = ${sessionId}`;
-      const notice: Notice = { k: "revoke", u: row.user_id, s: sessionId };
-      await tx`select pg_notify(${this.#channel}, ${JSON.stringify(notice)})`;
-      return true;
-    });
+    // One statement, so atomic: revoke, drop the device's push subscriptions, tell every instance.
+    const rows = await this.#q((sql) =>
+      sql`
+        with r as (
+          update sessions set revoked_at = ${now}
+          where id = ${sessionId} and revoked_at is null
+            ${userId === null ? sql`` : sql`and user_id = ${userId}`}
+          returning user_id
+        ), d as (
+          delete from push_subscriptions where session_id = ${sessionId}
+            and exists (select 1 from r)
+        )
+        select pg_notify(${this.#channel},
+                         json_build_object('k', 'revoke', 'u', user_id, 's', ${sessionId}::text)::text)
+        from r`
+    );
+    return rows.length > 0;
   }
 
   // --- push subscriptions -----------------------------------------------------------------------
@@ -546,6 +708,15 @@ class PgStore implements Store {
     return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString() }));
   }
 
+  async claimAlert(userId: string, seq: number, now: Date): Promise<boolean> {
+    const result = await this.#q((sql) =>
+      sql`
+        insert into alert_claims (user_id, seq, claimed_at) values (${userId}, ${seq}, ${now})
+        on conflict do nothing`
+    );
+    return result.count === 1;
+  }
+
   // --- settings ---------------------------------------------------------------------------------
 
   async getSetting(key: string): Promise<string | null> {
@@ -572,10 +743,15 @@ class PgStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Reports already handed in are committed (or answered) before the pool closes.
+    for (let i = 0; i < 500 && (this.#groupsRunning > 0 || this.#waiting.length > 0); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     this.#closed = true;
     await this.#draining;
     await this.#delivery;
     await this.#listener?.end({ timeout: 1 });
+    await this.#writers.end();
     await this.#sql.end({ timeout: 2 });
   }
 
@@ -592,10 +768,15 @@ class PgStore implements Store {
         this.#drainAgain = false;
         while (!this.#closed && await this.#drainBatch() > 0) { /* next batch */ }
       } while (this.#drainAgain && !this.#closed);
-    })().catch((err) => this.#log.warn("draining the execution inbox failed", { err: String(err) }))
-      .finally(() => {
-        this.#draining = null;
+    })().catch((err) => {
+      this.#log.warn("draining the execution inbox failed; trying again shortly", {
+        err: String(err),
       });
+      // Nothing else may wake the drain (no new insert, the listener never dropped): retry.
+      if (!this.#closed) setTimeout(() => !this.#closed && this.#drainInbox(), 1_000);
+    }).finally(() => {
+      this.#draining = null;
+    });
   }
 
   async #drainBatch(): Promise<number> {
@@ -611,31 +792,47 @@ class PgStore implements Store {
         for update skip locked)
       returning id, report`;
     rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
-    for (const row of rows) {
-      let status: number, result: unknown;
-      const parsed = ExecutionReport.safeParse(row.report);
-      if (!parsed.success) {
-        status = 400;
-        result = errorBody(
-          new AppError("invalid_request", "The report is not valid", parsed.error.issues),
-        );
-      } else {
-        try {
-          const applied = await this.applyReport(parsed.data, new Date());
-          status = applied.duplicate ? 200 : 201;
-          result = { order: applied.order, seqs: applied.events.map((e) => e.seq) };
-        } catch (err) {
-          if (!(err instanceof AppError) || err.code === "unavailable") throw err;
-          status = err.status;
-          result = errorBody(err);
-        }
+    let done = 0;
+    try {
+      for (const row of rows) {
+        await this.#answerInboxRow(row);
+        done++;
       }
-      await this.#sql`
-        update execution_inbox set processed_at = now(), result_status = ${status},
-          result = ${this.#sql.json(result as postgres.JSONValue)}
-        where id = ${row.id}`;
+    } catch (err) {
+      // The database went away mid-batch: give the rest back at once rather than after the
+      // 30 s claim timeout (best effort; the timeout still covers a failure here).
+      const rest = rows.slice(done).map((r) => r.id);
+      await this.#sql`update execution_inbox set claimed_at = null where id = any(${rest})`
+        .catch(() => {});
+      throw err;
     }
     return rows.length;
+  }
+
+  /** Validates and applies one inbox row and records the answer the API would have given. */
+  async #answerInboxRow(row: { id: string; report: unknown }): Promise<void> {
+    let status: number, result: unknown;
+    const parsed = ExecutionReport.safeParse(row.report);
+    if (!parsed.success) {
+      status = 400;
+      result = errorBody(
+        new AppError("invalid_request", "The report is not valid", parsed.error.issues),
+      );
+    } else {
+      try {
+        const applied = await this.applyReport(parsed.data, new Date());
+        status = applied.duplicate ? 200 : 201;
+        result = { order: applied.order, seqs: applied.events.map((e) => e.seq) };
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code === "unavailable") throw err;
+        status = err.status;
+        result = errorBody(err);
+      }
+    }
+    await this.#sql`
+      update execution_inbox set processed_at = now(), result_status = ${status},
+        result = ${this.#sql.json(result as postgres.JSONValue)}
+      where id = ${row.id}`;
   }
 
   // --- internals --------------------------------------------------------------------------------
@@ -649,77 +846,123 @@ class PgStore implements Store {
   }
 
   /**
-   * One transaction on a connection reserved first. Not `sql.begin`: in postgres.js 3.4.9 a
-   * BEGIN that fills a connection's pipeline skips the reservation, and under concurrent load
-   * transactions then fail with UNSAFE_TRANSACTION (porsager/postgres#823, #1189; seen here in
-   * the bench at 500 reports/s). Reserving the connection before BEGIN avoids that path.
+   * One write transaction in as few round trips as Postgres allows: BEGIN is pipelined with
+   * `lock` (which locks the user's counter row and answers their seq), `decide` reads what it
+   * needs under that lock and returns the result with the one statement that writes it, and that
+   * statement is pipelined with COMMIT (if it fails, the transaction is aborted and COMMIT rolls
+   * it back).
+   *
+   * It runs on a writer: a one-connection pool of its own. Not `sql.begin` (in postgres.js 3.4.9
+   * a BEGIN that lands in a busy connection's pipeline skips the reservation and fails with
+   * UNSAFE_TRANSACTION under load, porsager/postgres#823/#1189) and not `sql.reserve()` (a
+   * reserved connection that dies is put back as open on release, and the next query on it
+   * writes to a null socket outside any promise, which kills the process; seen here restarting
+   * Postgres under load). A one-connection pool reconnects by itself; its `onclose` tells us the
+   * transaction's connection is gone, and then nothing more of it is sent.
    */
-  async #tx<T>(run: (tx: Tx) => Promise<T>): Promise<T> {
-    let conn: postgres.ReservedSql | null = null;
+  async #write<T, L extends { seq: string }>(
+    lock: (tx: Tx) => Promise<L[]>,
+    decide: (tx: Tx, locked: L[]) => Promise<{ result: T; write?: Promise<unknown> }>,
+  ): Promise<T> {
+    const w = await this.#writers.acquire();
+    const generation = w.generation;
+    const tx = w.sql as unknown as Tx;
     try {
-      conn = await this.#sql.reserve();
-      await conn.unsafe("begin");
       try {
-        const result = await run(conn as unknown as Tx);
-        await conn.unsafe("commit");
+        const [, locked] = await Promise.all([w.sql.unsafe("begin"), lock(tx)]);
+        const { result, write } = await decide(tx, locked);
+        // If the connection dropped after BEGIN, the reads above ran on a new one outside the
+        // transaction and the lock is gone: write nothing.
+        if (w.generation !== generation) throw connectionLost();
+        // Both answered: the commit happened. (A drop after this point changes nothing; calling it
+        // a failure would make clients retry what is already stored.)
+        await Promise.all([write, w.sql.unsafe("commit")]);
         return result;
       } catch (err) {
-        await conn.unsafe("rollback").catch(() => {});
+        // After a query's own failure the transaction is open (aborted): end it. After the
+        // connection dropped, BEGIN may have run again on its replacement (a transaction with
+        // row locks open there): end that too. Only a plain loss of the connection needs nothing.
+        if (!isConnectionError(err) || w.generation !== generation) {
+          // Bounded: while the database is away a queued ROLLBACK waits for a reconnect. It stays
+          // queued ahead of the writer's next BEGIN on the same single connection either way.
+          await Promise.race([
+            w.sql.unsafe("rollback").catch(() => {}),
+            new Promise((r) => setTimeout(r, 2_000)),
+          ]);
+        }
         throw err;
       }
     } catch (err) {
       throw unavailableIfConnection(err);
     } finally {
-      conn?.release();
+      this.#writers.release(w);
     }
   }
 
-  /** Locks the user's counter row until commit and returns their latest seq. */
-  async #lockSeq(tx: Tx, userId: string): Promise<number> {
-    await tx`insert into user_seqs (user_id, seq) values (${userId}, 0) on conflict do nothing`;
-    const [row] = await tx<{ seq: string }[]>`
-      select seq from user_seqs where user_id = ${userId} for update`;
-    return Number(row.seq);
+  /** Locks the user's counter row (creating it on their first order) and answers their seq. */
+  #lockUser(tx: Tx, userId: string) {
+    return tx<{ user_id: string; seq: string }[]>`
+      insert into user_seqs (user_id, seq) values (${userId}, 0)
+      on conflict (user_id) do update set seq = user_seqs.seq
+      returning user_id, seq`;
   }
 
-  async #duplicate(sql: Sql | Tx, execId: string): Promise<ApplyResult | null> {
-    const [rec] = await sql<{ user_id: string; order_id: string; seqs: string[] }[]>`
-      select user_id, order_id, seqs from executions where exec_id = ${execId}`;
-    if (!rec) return null;
-    const seqs = rec.seqs.map(Number);
-    const rows = seqs.length === 0 ? [] : await sql<{ body: OrderEvent }[]>`
-      select body from order_events where user_id = ${rec.user_id} and seq = any(${seqs})
+  /** The answer an exec_id got the first time, for a duplicate. */
+  async #firstResult(tx: Tx, userId: string, seqs: number[], order: Order): Promise<ApplyResult> {
+    const rows = seqs.length === 0 ? [] : await tx<{ body: OrderEvent }[]>`
+      select body from order_events where user_id = ${userId} and seq = any(${seqs})
       order by seq`;
     const events = rows.map((r) => r.body);
-    const order = events[0]?.order ??
-      (await sql<{ body: Order }[]>`select body from orders where id = ${rec.order_id}`)[0].body;
-    return { user_id: rec.user_id, order, events, duplicate: true };
+    return { user_id: userId, order: events[0]?.order ?? order, events, duplicate: true };
   }
 
-  async #writeOrder(tx: Tx, userId: string, order: Order, insert: boolean): Promise<void> {
-    if (insert) {
-      await tx`
+  /**
+   * Every write of a transaction as one statement: the orders' snapshots, the events, each user's
+   * seq, each exec_id's first answer and one NOTIFY per user (delivered at commit, to every
+   * instance).
+   */
+  #writeChanges(tx: Tx, c: Changes): Promise<unknown> {
+    const json = (v: unknown) => tx.json(v as postgres.JSONValue);
+    const orders = [...c.orders.values()].map(({ user_id, order }) => ({
+      u: user_id,
+      final: isFinal(order.status),
+      body: order,
+    }));
+    const events = [...c.byUser].flatMap(([u, es]) => es.map((e) => ({ u, e })));
+    const users = [...c.byUser.keys()];
+    return tx`
+      with o as (
         insert into orders (id, user_id, client_order_id, final, body)
-        values (${order.id}, ${userId}, ${order.client_order_id}, ${isFinal(order.status)},
-                ${tx.json(order as unknown as postgres.JSONValue)}::json)`;
-    } else {
-      await tx`
-        update orders set final = ${isFinal(order.status)},
-          body = ${tx.json(order as unknown as postgres.JSONValue)}::json
-        where id = ${order.id}`;
-    }
+        select (x->'body'->>'id')::uuid, x->>'u', x->'body'->>'client_order_id',
+               (x->>'final')::boolean, x->'body'
+        from json_array_elements(${json(orders)}::json) x
+        on conflict (id) do update set final = excluded.final, body = excluded.body
+      ), e as (
+        insert into order_events (user_id, seq, order_id, at, body)
+        select x->>'u', (x->'e'->>'seq')::bigint, (x->'e'->'order'->>'id')::uuid,
+               (x->'e'->>'at')::timestamptz, x->'e'
+        from json_array_elements(${json(events)}::json) x
+      ), s as (
+        update user_seqs u set seq = v.seq
+        from unnest(${users}::text[], ${
+      users.map((u) => c.byUser.get(u)!.at(-1)!.seq)
+    }::bigint[]) as v(user_id, seq)
+        where u.user_id = v.user_id
+      ), x as (
+        insert into executions (exec_id, user_id, order_id, seqs)
+        select x->>'exec_id', x->>'user_id', (x->>'order_id')::uuid,
+               array(select json_array_elements_text(x->'seqs'))::bigint[]
+        from json_array_elements(${json(c.executions)}::json) x
+      )
+      select pg_notify(${this.#channel}, p)
+      from unnest(${users.map((u) => this.#notice(u, c.byUser.get(u)!))}::text[]) as p`;
   }
 
-  async #writeEvents(tx: Tx, userId: string, events: OrderEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    for (const e of events) {
-      await tx`
-        insert into order_events (user_id, seq, order_id, at, body)
-        values (${userId}, ${e.seq}, ${e.order.id}, ${e.at},
-                ${tx.json(e as unknown as postgres.JSONValue)}::json)`;
-    }
-    await tx`update user_seqs set seq = ${events[events.length - 1].seq} where user_id = ${userId}`;
-    await this.#notifyEvents(tx, userId, events);
+  /** The NOTIFY payload for `events`: the events, or their seqs when too big for NOTIFY. */
+  #notice(userId: string, events: OrderEvent[]): string {
+    const payload = JSON.stringify({ k: "ev", u: userId, e: events } satisfies Notice);
+    if (encoder.encode(payload).length <= this.#maxNotify) return payload;
+    return JSON.stringify({ k: "ids", u: userId, s: events.map((e) => e.seq) } satisfies Notice);
   }
 
   /** A user's request on their own order (cancel, replace). */
@@ -729,18 +972,72 @@ class PgStore implements Store {
     decide: (order: Order) => lifecycle.Outcome,
     now: Date,
   ): Promise<WriteResult> {
-    return this.#tx(async (tx) => {
-      const seq = await this.#lockSeq(tx, userId);
-      const [row] = await tx<{ body: Order }[]>`
-        select body from orders where id = ${orderId} and user_id = ${userId}`;
-      if (!row) throw orderNotFound(orderId);
-      const outcome = acceptedOrThrow(decide(row.body));
-      if (outcome.steps.length === 0) return { user_id: userId, order: row.body, events: [] };
-      const events = eventsFromSteps(outcome.steps, seq + 1, now);
-      await this.#writeOrder(tx, userId, outcome.order, false);
-      await this.#writeEvents(tx, userId, events);
-      return { user_id: userId, order: outcome.order, events };
+    return this.#write(
+      (tx) => this.#lockUser(tx, userId),
+      async (tx, [{ seq }]): Promise<{ result: WriteResult; write?: Promise<unknown> }> => {
+        const [row] = await tx<{ body: Order }[]>`
+          select body from orders where id = ${orderId} and user_id = ${userId}`;
+        if (!row) throw orderNotFound(orderId);
+        const outcome = acceptedOrThrow(decide(row.body));
+        if (outcome.steps.length === 0) {
+          return { result: { user_id: userId, order: row.body, events: [] } };
+        }
+        const events = eventsFromSteps(outcome.steps, Number(seq) + 1, now);
+        return {
+          result: { user_id: userId, order: outcome.order, events },
+          write: this.#writeChanges(
+            tx,
+            new Changes().order(userId, outcome.order).events(userId, events),
+          ),
+        };
+      },
+    );
+  }
+}
+
+/** A report waiting to be group-committed, with its caller's answer. */
+interface PendingReport {
+  report: ExecutionReport;
+  now: Date;
+  resolve(result: ApplyResult): void;
+  reject(err: unknown): void;
+}
+
+/** What one transaction writes, collected as it decides. */
+class Changes {
+  /** The latest snapshot of every order touched, by id. */
+  readonly orders = new Map<string, { user_id: string; order: Order }>();
+  /** New events per user, in seq order. */
+  readonly byUser = new Map<string, OrderEvent[]>();
+  readonly executions: Array<
+    { exec_id: string; user_id: string; order_id: string; seqs: number[] }
+  > = [];
+
+  get empty(): boolean {
+    return this.orders.size === 0 && this.byUser.size === 0 && this.executions.length === 0;
+  }
+
+  order(userId: string, order: Order): this {
+    this.orders.set(order.id, { user_id: userId, order });
+    return this;
+  }
+
+  events(userId: string, events: OrderEvent[]): this {
+    if (events.length === 0) return this;
+    const list = this.byUser.get(userId);
+    if (list) list.push(...events);
+    else this.byUser.set(userId, [...events]);
+    return this;
+  }
+
+  execution(execId: string, userId: string, orderId: string, events: OrderEvent[]): this {
+    this.executions.push({
+      exec_id: execId,
+      user_id: userId,
+      order_id: orderId,
+      seqs: events.map((e) => e.seq),
     });
+    return this;
   }
 }
 

@@ -69,6 +69,16 @@ create table if not exists push_subscriptions (
 );
 create index if not exists push_subscriptions_by_user on push_subscriptions (user_id);
 
+-- Which instance sends the Web Push alert for an event: the first to insert the row. Pruned with
+-- the events.
+create table if not exists alert_claims (
+  user_id text not null,
+  seq bigint not null,
+  claimed_at timestamptz not null,
+  primary key (user_id, seq)
+);
+create index if not exists alert_claims_by_time on alert_claims (claimed_at);
+
 create table if not exists settings (
   key text primary key,
   value text not null
@@ -102,5 +112,5 @@ $$;
 create or replace trigger execution_inbox_notify after insert on execution_inbox
   for each statement execute function blotter_inbox_notify();
 
-insert into blotter_schema (id, version) values (true, 1)
+insert into blotter_schema (id, version) values (true, 2)
   on conflict (id) do update set version = excluded.version;

@@ -180,6 +180,11 @@ export interface Store {
   removePushSubscriptionByEndpoint(endpoint: string): Promise<void>;
   /** This user's subscriptions. */
   listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]>;
+  /**
+   * Claims the alert for one event: true for exactly one caller across every instance sharing
+   * the store, so N instances that all hear an event send its Web Push once, not N times.
+   */
+  claimAlert(userId: string, seq: number, now: Date): Promise<boolean>;
 
   // --- settings ---------------------------------------------------------------------------------
   /** A stored setting, or null. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { AppError } from "../orders/errors.ts";
 import { uuidv7 } from "../orders/ids.ts";
 import { ExecutionReport, OrderRequest, type UserEvent } from "../orders/model.ts";
-import type { Store } from "../store/store.ts";
+import type { ApplyResult, Store } from "../store/store.ts";
 
 /** How a backend's test file opens a fresh, empty store and disposes of it. */
 export interface StoreFactory {
@@ -284,6 +284,65 @@ export function storeContract(factory: StoreFactory): void {
     }
     off();
     assert.deepEqual(heard, events.map((e) => e.seq));
+  });
+
+  test("reports handed in together for many users each get their own answer", async (store) => {
+    // Postgres commits concurrent reports in groups; a group mixes good reports, a repeated
+    // exec_id, an unknown order, an illegal transition and a replace followed by a fill of the
+    // replacement, and every caller must still get exactly its own result.
+    const users = Array.from({ length: 6 }, () => `u-${crypto.randomUUID()}`);
+    const placed = await Promise.all(
+      users.map((u) => store.placeOrder(u, req({ qty: "10" }), tick())),
+    );
+    await Promise.all(placed.map((p) => store.applyReport(report(p.order.id, "new"), tick())));
+    const limit = await store.placeOrder(
+      users[0],
+      req({ type: "limit", limit_price: "5" }),
+      tick(),
+    );
+    await store.applyReport(report(limit.order.id, "new"), tick());
+    await store.requestReplace(users[0], limit.order.id, { limit_price: "6" }, tick());
+    const dup = report(placed[1].order.id, "partial_fill", { last_qty: "1", last_price: "2" });
+    const replaced = report(limit.order.id, "replaced", { limit_price: "6" });
+    const calls = [
+      ...placed.map((p) => report(p.order.id, "partial_fill", { last_qty: "2", last_price: "3" })),
+      dup,
+      dup,
+      report(crypto.randomUUID(), "new"),
+      report(placed[2].order.id, "new"),
+      replaced,
+    ].map((r) => store.applyReport(r, tick()).then((v) => v, (e: AppError) => e));
+    const answers = await Promise.all(calls);
+    answers.slice(0, 6).forEach((a, i) => {
+      assert.ok(!(a instanceof Error), String(a));
+      assert.equal(a.user_id, users[i]);
+      assert.equal(a.order.id, placed[i].order.id);
+    });
+    const [first, second] = [answers[6], answers[7]] as ApplyResult[];
+    assert.deepEqual([first.duplicate, second.duplicate].sort(), [false, true]);
+    assert.deepEqual(first.events.map((e) => e.seq), second.events.map((e) => e.seq));
+    assert.equal((answers[8] as AppError).code, "not_found");
+    assert.equal((answers[9] as AppError).code, "illegal_transition");
+    const swap = answers[10] as ApplyResult;
+    const replacement = swap.events.find((e) => e.order.replaces === limit.order.id)!.order;
+    const filled = await store.applyReport(
+      report(replacement.id, "fill", { last_qty: replacement.qty, last_price: "6" }),
+      tick(),
+    );
+    assert.equal(filled.order.status, "filled");
+    // Each user's log is gapless and holds exactly what was answered.
+    for (const u of users) {
+      const seqs = (await store.eventsSince(u, 0, 100)).map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, k) => k + 1), u);
+    }
+    assert.equal((await store.getOrder(users[1], placed[1].order.id))?.filled_qty, "3");
+  });
+
+  test("an alert is claimed once, by whoever asks first", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const claims = await Promise.all([1, 2, 3].map(() => store.claimAlert(user, 7, tick())));
+    assert.deepEqual(claims.filter(Boolean).length, 1);
+    assert.equal(await store.claimAlert(user, 8, tick()), true);
   });
 
   test("pruning drops old events but never a user's latest", async (store) => {

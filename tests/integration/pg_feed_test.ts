@@ -171,3 +171,95 @@ t("plain SQL into execution_inbox is validated and applied like the API", async 
     await store.close();
   }
 });
+
+/** The machine's Postgres cluster version (Debian layout), for pg_ctlcluster. */
+const pgVersion = () => [...Deno.readDirSync("/etc/postgresql")][0].name;
+
+/** Restarts the machine's Postgres (the CI machine's own cluster; PG_RESTART overrides). */
+async function restartPostgres(): Promise<void> {
+  const custom = Deno.env.get("PG_RESTART");
+  const [cmd, ...args] = custom
+    ? custom.split(" ")
+    : ["pg_ctlcluster", "--skip-systemctl-redirect", pgVersion(), "main", "restart", "-m", "fast"];
+  const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`restarting Postgres failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** Makes sure the cluster runs again whatever happened in the test: later tests need it. */
+async function ensurePostgresRuns(): Promise<void> {
+  if (Deno.env.get("PG_RESTART")) return;
+  await new Deno.Command("pg_ctlcluster", {
+    args: ["--skip-systemctl-redirect", pgVersion(), "main", "start"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+
+t(
+  "a Postgres restart while reports flow: every event once, in order; readiness 503 then 200",
+  async (schema) => {
+    const s = await startServer({ DATABASE_URL, DATABASE_SCHEMA: schema });
+    try {
+      const { token } = await login(s.url, "max");
+      const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+      const stream = await SseClient.open(`${s.url}/api/v1/stream`, {
+        ...bearer(token),
+        "last-event-id": "0",
+      });
+      await stream.until((c) => c.orders().length === 1);
+      // Readiness, sampled throughout.
+      const readiness = new Set<number>();
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const r = await fetch(`${s.url}/readyz`).catch(() => null);
+          if (r) {
+            readiness.add(r.status);
+            await r.body?.cancel();
+          }
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      // A backend's writer: every report is retried with the same exec_id until it is answered
+      // 201 or 200 (a duplicate), as CONTRACT.md tells ingest clients to do on 503.
+      const send = async (body: Record<string, unknown>) => {
+        for (let attempt = 0; attempt < 400; attempt++) {
+          const r = await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", body)
+            .catch(() => ({ status: 0 }));
+          if (r.status === 201 || r.status === 200) return;
+          assert.ok(r.status === 503 || r.status === 0, `unexpected ${r.status}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error("a report was never accepted");
+      };
+      await send({ order_id: order.id, exec_id: "new", type: "new", at: new Date().toISOString() });
+      const writer = (async () => {
+        for (let i = 0; i < 120; i++) await send(fill(order.id, i));
+      })();
+      await stream.until((c) => c.orders().length >= 20);
+      await restartPostgres();
+      await writer;
+      await stream.until((c) => c.orders().length >= 122, 30_000);
+      // Exactly once, in order: seqs 1..122 with nothing missing or repeated.
+      assert.deepEqual(
+        stream.orders().map((e) => e.seq),
+        Array.from({ length: 122 }, (_, i) => i + 1),
+      );
+      assert.equal(stream.orders().at(-1)!.order.status, "partially_filled");
+      await eventually(async () => (await fetch(`${s.url}/readyz`)).status === 200, 20_000);
+      sampling = false;
+      await sampler;
+      assert.ok(readiness.has(503), `readiness seen: ${[...readiness]}`);
+      const statuses = stream.messages.filter((m) => m.event === "status").map((m) =>
+        JSON.parse(m.data).realtime
+      );
+      assert.ok(statuses.includes("degraded") && statuses.at(-1) === "ok", `statuses: ${statuses}`);
+      stream.close();
+    } finally {
+      await ensurePostgresRuns();
+      await s.stop();
+    }
+  },
+);
