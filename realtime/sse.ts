@@ -75,10 +75,17 @@ export interface StreamOptions {
   metrics?: Metrics;
   /** Called once when the stream ends, with why. */
   onClose?: (reason: string) => void;
+  /**
+   * The request's signal: aborts as soon as the client's connection closes, so a dropped stream
+   * leaves the hub (and frees its place under the per-user cap) at once, not at the next write.
+   */
+  signal?: AbortSignal;
 }
 
 /** Events fetched per store round trip while replaying. */
 const REPLAY_PAGE = 500;
+/** Retries of a gap fill before giving up on the stream (backoff 0.25 s doubling, 4 s max). */
+const FILL_RETRIES = 8;
 
 /** One open SSE stream: a hub subscriber that writes to a ReadableStream. */
 export class EventStream implements Subscriber {
@@ -120,6 +127,12 @@ export class EventStream implements Subscriber {
    */
   open(): Promise<void> {
     this.#unsubscribe = this.#o.hub.add(this);
+    const signal = this.#o.signal;
+    if (signal) {
+      const gone = () => this.#end("client went away", false);
+      if (signal.aborted) gone();
+      else signal.addEventListener("abort", gone, { once: true });
+    }
     this.#write(`retry: ${this.#o.retryMs}\n\n`);
     return this.#start().catch((err) => {
       this.#end(`replay failed: ${err instanceof Error ? err.message : String(err)}`, true);
@@ -158,6 +171,22 @@ export class EventStream implements Subscriber {
     }
   }
 
+  /**
+   * A gap fill that outlasts a short database outage (a restart, a failover): retried with
+   * backoff for about 20 s while live events wait, rather than dropping the stream at the first
+   * error. Past that the stream ends and the client resumes with Last-Event-ID.
+   */
+  async #fillRetrying(): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await this.#fill();
+      } catch (err) {
+        if (this.#closed || attempt >= FILL_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 4_000)));
+      }
+    }
+  }
+
   #goLive(): void {
     const held = this.#held ?? [];
     this.#held = null;
@@ -176,7 +205,7 @@ export class EventStream implements Subscriber {
       // A gap: something was committed that this process did not hear (yet). Fill it from the
       // store, holding live events meanwhile; the store is the truth.
       this.#held = [...fresh];
-      this.#fill().then(() => this.#goLive()).catch((err) =>
+      this.#fillRetrying().then(() => this.#goLive()).catch((err) =>
         this.#end(`catch-up failed: ${err instanceof Error ? err.message : String(err)}`, true)
       );
       return;

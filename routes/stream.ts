@@ -59,6 +59,7 @@ export function streamRoutes(
       queueLimit: deps.config.streamQueueLimit,
       retryMs: RETRY_MS,
       metrics: deps.metrics,
+      signal: c.req.raw.signal,
     });
     stream.open(); // throws 429 here, synchronously, past the per-user cap
     return new Response(stream.body, { headers: SSE_HEADERS });
