@@ -105,6 +105,11 @@ export async function createPushDispatcher(deps: {
   const vapidDetails = { subject: config.vapid.subject, ...keys };
   const queue: UserEvent[] = [];
   let active = 0;
+  metrics.gauge(
+    "blotter_push_queue_depth",
+    "Web Push alerts waiting for a worker",
+    () => queue.length,
+  );
   let closed = false;
   let idleWaiters: Array<() => void> = [];
 
@@ -164,12 +169,16 @@ export async function createPushDispatcher(deps: {
   };
 
   const handle = async ({ user_id, event }: UserEvent) => {
-    const subs = await store.listPushSubscriptions(user_id);
-    for (const sub of subs) {
-      // A device with an open stream sees the change on screen; push only the others.
-      if (!config.pushAlways && hub.hasSessionStream(sub.session_id)) continue;
-      await send(sub, event);
+    // A device with an open stream sees the change on screen; push only the others.
+    const targets = (await store.listPushSubscriptions(user_id))
+      .filter((sub) => config.pushAlways || !hub.hasSessionStream(sub.session_id));
+    if (targets.length === 0) return;
+    // Every instance hears every event; only the one that claims it sends the alert.
+    if (!(await store.claimAlert(user_id, event.seq, new Date()))) {
+      metrics.pushes.inc({ outcome: "claimed_elsewhere" });
+      return;
     }
+    for (const sub of targets) await send(sub, event);
   };
 
   const pump = () => {

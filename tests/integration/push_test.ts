@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import { createECDH, randomBytes } from "node:crypto";
 import ece from "http_ece";
 import { api, eventually, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
+import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const b64url = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 
@@ -15,10 +16,15 @@ interface Received {
   headers: Headers;
   payload: Record<string, string>;
   vapidOk: boolean;
+  /** performance.now() when the request arrived. */
+  at: number;
 }
 
-/** A push service on localhost; `answer` decides the status it replies with. */
-function fakePushService(answer: () => number) {
+/** How the fake answers: a status, or a status with headers; a promise may never settle. */
+type Answer = number | { status: number; headers?: Record<string, string> };
+
+/** A push service on localhost; `answer` decides what it replies (and when). */
+function fakePushService(answer: (n: number) => Answer | Promise<Answer>) {
   const ecdh = createECDH("prime256v1");
   ecdh.generateKeys();
   const authSecret = randomBytes(16);
@@ -52,8 +58,16 @@ function fakePushService(answer: () => number) {
       privateKey: ecdh,
       authSecret: b64url(authSecret),
     });
-    received.push({ headers: req.headers, payload: JSON.parse(plain.toString()), vapidOk });
-    return new Response(null, { status: answer() });
+    received.push({
+      headers: req.headers,
+      payload: JSON.parse(plain.toString()),
+      vapidOk,
+      at: performance.now(),
+    });
+    const a = await answer(received.length);
+    return typeof a === "number"
+      ? new Response(null, { status: a })
+      : new Response(null, { status: a.status, headers: a.headers });
   });
   const origin = `http://127.0.0.1:${server.addr.port}`;
   return {
@@ -177,6 +191,147 @@ Deno.test({
     } finally {
       await s.stop();
       await push.stop();
+    }
+  },
+});
+
+/** Places an order for `token`'s user and fills it through ingest; returns the order id. */
+async function placeAndFill(url: string, token: string, execPrefix: string): Promise<string> {
+  const { json: order } = await api(url, token, "POST", "/api/v1/orders", {
+    symbol: "AAPL",
+    asset_class: "stock",
+    side: "buy",
+    qty: "1",
+  });
+  const at = new Date().toISOString();
+  const r = await api(url, INGEST_TOKEN, "POST", "/api/v1/executions", [
+    { order_id: order.id, exec_id: `${execPrefix}-new`, type: "new", at },
+    {
+      order_id: order.id,
+      exec_id: `${execPrefix}-fill`,
+      type: "fill",
+      at,
+      last_qty: "1",
+      last_price: "190",
+    },
+  ]);
+  assert.equal(r.status, 200);
+  return order.id;
+}
+
+/** Signs in, subscribes this device to the fake service, and returns its token. */
+async function subscribedDevice(
+  url: string,
+  user: string,
+  push: ReturnType<typeof fakePushService>,
+): Promise<string> {
+  const { key } = await (await fetch(`${url}/api/v1/push/vapid-public-key`)).json();
+  push.setVapidKey(key);
+  const { token } = await login(url, user);
+  const sub = push.subscription(`/sub/${crypto.randomUUID()}`);
+  assert.equal((await api(url, token, "POST", "/api/v1/push/subscriptions", sub)).status, 201);
+  return token;
+}
+
+Deno.test({
+  name: "push: 429 with Retry-After is retried after that delay, then delivered once",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // First answer: busy, come back in 2 s (the dispatcher's own first backoff is 1 s, so a
+    // retry that ignored the header would come too early). Then accepted.
+    const push = fakePushService((n) =>
+      n === 1 ? { status: 429, headers: { "retry-after": "2" } } : 201
+    );
+    const s = await startServer({ PUSH_ENDPOINT_ALLOW: push.origin });
+    try {
+      const token = await subscribedDevice(s.url, "rae", push);
+      const orderId = await placeAndFill(s.url, token, "r");
+      await eventually(() => push.received.length === 2);
+      const [first, second] = push.received;
+      assert.equal(second.payload.order_id, orderId);
+      assert.equal(second.payload.type, "fill");
+      // The retry honoured Retry-After: it did not come back before the second had passed.
+      assert.ok(second.at - first.at >= 1990, `retried after ${second.at - first.at} ms`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(push.received.length, 2, "delivered once, not retried after the 201");
+      const m = await (await fetch(`${s.url}/metrics`)).text();
+      assert.match(m, /blotter_push_total\{outcome="sent"\} 1/);
+    } finally {
+      await s.stop();
+      await push.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "push: a push service that hangs does not hold up live streams",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // The service takes every request and never answers (until the test lets go).
+    let release!: () => void;
+    const hung = new Promise<number>((r) => (release = () => r(201)));
+    const push = fakePushService(() => hung);
+    const s = await startServer({ PUSH_ENDPOINT_ALLOW: push.origin });
+    try {
+      // Another device of the same user has no stream, so every fill is pushed to it.
+      await subscribedDevice(s.url, "hal", push);
+      const { token } = await login(s.url, "hal");
+      const live = await SseClient.open(`${s.url}/api/v1/stream`, {
+        authorization: `Bearer ${token}`,
+      });
+      // More fills than the dispatcher has workers: its queue backs up behind the hung service.
+      const orders: string[] = [];
+      for (let i = 0; i < 12; i++) orders.push(await placeAndFill(s.url, token, `h${i}`));
+      await live.until((c) => c.orders().filter((e) => e.type === "fill").length === 12);
+      // Every fill reached the screen while alerts were still stuck at the push service.
+      assert.ok(push.received.length >= 1, "the push service was reached");
+      const m = await (await fetch(`${s.url}/metrics`)).text();
+      assert.doesNotMatch(m, /blotter_push_total\{outcome="sent"\}/, "no push has completed");
+      // The backlog is visible to the operator.
+      assert.match(m, /blotter_push_queue_depth \d+/);
+      assert.deepEqual(
+        live.orders().filter((e) => e.type === "fill").map((e) => e.order.id),
+        orders,
+      );
+      live.close();
+    } finally {
+      release();
+      await s.stop();
+      await push.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "push: two instances on one database send an event's alert once",
+  ignore: NO_POSTGRES,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const push = fakePushService(() => 201);
+    const schema = freshSchema();
+    const env = { DATABASE_URL, DATABASE_SCHEMA: schema, PUSH_ENDPOINT_ALLOW: push.origin };
+    const a = await startServer(env);
+    const b = await startServer(env);
+    try {
+      // Both instances hear every event through NOTIFY; both would push without the claim.
+      const token = await subscribedDevice(a.url, "ola", push);
+      await placeAndFill(b.url, token, "two");
+      await eventually(() => push.received.length >= 1);
+      await eventually(async () => {
+        const [ma, mb] = await Promise.all(
+          [a, b].map(async (s) => await (await fetch(`${s.url}/metrics`)).text()),
+        );
+        return /outcome="claimed_elsewhere"\} 1/.test(ma + mb);
+      });
+      assert.equal(push.received.length, 1);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await push.stop();
+      await dropSchema(schema);
     }
   },
 });
