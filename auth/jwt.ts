@@ -2,7 +2,7 @@
  * JWT mode: tokens issued by the existing auth service, verified with a shared secret (HS256), a
  * public key (RS256/ES256, PEM) or a JWKS URL. `sub` is the user, `sid` the device session.
  */
-import { verify, verifyWithJwks } from "hono/utils/jwt/jwt";
+import { decodeHeader, verify, verifyWithJwks } from "hono/utils/jwt/jwt";
 import type { Config } from "../config.ts";
 
 /** The claims Blotter uses from a verified token. */
@@ -13,11 +13,15 @@ export interface VerifiedToken {
 
 /** How long fetched JWKS keys are reused before fetching again. */
 const JWKS_TTL_MS = 10 * 60_000;
+/** A token naming a key we do not have refetches the set, at most this often (rotation). */
+const JWKS_REFRESH_MIN_MS = 30_000;
 
 /** Builds a verifier for the configured key; returns null for a token that does not verify. */
 export function jwtVerifier(
   auth: Config["auth"],
+  options: { jwksRefreshMinMs?: number } = {},
 ): (token: string) => Promise<VerifiedToken | null> {
+  const refreshMinMs = options.jwksRefreshMinMs ?? JWKS_REFRESH_MIN_MS;
   const checks = {
     ...(auth.issuer ? { iss: auth.issuer } : {}),
     ...(auth.audience ? { aud: auth.audience } : {}),
@@ -34,7 +38,16 @@ export function jwtVerifier(
       publicKey ??= importPem(auth.jwtPublicKey, alg);
       return await verify(token, await publicKey, { alg, ...checks });
     }
-    if (!jwks || Date.now() - jwks.at > JWKS_TTL_MS) {
+    // A token signed with a key we have not seen (the auth service rotated its keys) refetches
+    // the set at once, but not more often than JWKS_REFRESH_MIN_MS, so forged kids cannot make
+    // us hammer the auth service.
+    const kid = (decodeHeader(token) as { kid?: unknown }).kid;
+    const unknownKid = jwks !== null &&
+      !jwks.keys.some((k) => (k as { kid?: unknown }).kid === kid);
+    if (
+      !jwks || Date.now() - jwks.at > JWKS_TTL_MS ||
+      (unknownKid && Date.now() - jwks.at >= refreshMinMs)
+    ) {
       const res = await fetch(auth.jwksUrl!, { signal: AbortSignal.timeout(5_000) });
       if (!res.ok) throw new Error(`JWKS fetch failed: ${res.status}`);
       jwks = { keys: (await res.json()).keys ?? [], at: Date.now() };
@@ -50,6 +63,8 @@ export function jwtVerifier(
   return async (token) => {
     try {
       const payload = await verifyRaw(token);
+      // A token that never expires is not accepted (the library checks exp only if present).
+      if (typeof payload.exp !== "number") return null;
       const sub = payload.sub, sid = payload.sid;
       if (typeof sub !== "string" || !sub || typeof sid !== "string" || !sid) return null;
       return { userId: sub, sessionId: sid };
