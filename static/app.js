@@ -7,7 +7,11 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 
-  // --- connection indicator --------------------------------------------------------------------
+  // --- connection indicator and banner --------------------------------------------------------
+  // States: live (streaming), reconnecting (the stream dropped; hx-sse retries with jittered
+  // backoff, at most 7 s apart), polling (the server's change feed is degraded, or the stream
+  // keeps failing, e.g. behind a buffering proxy: rows are re-fetched every 5 s meanwhile),
+  // offline (the browser says so). The banner says the same in words, with "Retry now".
   const indicator = () => $("#connection");
   const LABELS = {
     live: "live",
@@ -15,7 +19,18 @@
     polling: "polling",
     offline: "offline",
   };
+  const BANNERS = {
+    live: "",
+    reconnecting: "Reconnecting…",
+    polling: "Live updates delayed — refreshing every 5 s",
+    offline: "You are offline",
+  };
+  /** Connection failures in a row after which the page stops waiting and polls. */
+  const FAILURES_BEFORE_POLLING = 3;
+  const POLL_MS = 5000;
   let realtimeOk = true;
+  let failures = 0;
+  let streaming = false;
   let pollTimer = null;
 
   function setState(state) {
@@ -23,24 +38,57 @@
     if (!el) return;
     if (!navigator.onLine) state = "offline";
     else if (state === "live" && !realtimeOk) state = "polling";
+    else if (state === "reconnecting" && failures >= FAILURES_BEFORE_POLLING) state = "polling";
     el.dataset.state = state;
     el.textContent = LABELS[state];
+    const banner = $("#conn-banner");
+    if (banner) {
+      // When the server said its feed is degraded, its own banner (#realtime-banner) says so.
+      banner.hidden = state === "live" || (state === "polling" && !realtimeOk);
+      banner.dataset.state = state;
+      $(".msg", banner).textContent = BANNERS[state];
+      $("#retry-now", banner).hidden = state === "live";
+    }
     if (state === "polling") startPolling();
     else stopPolling();
   }
 
-  document.addEventListener("htmx:sse:after:connection", () => setState("live"));
+  document.addEventListener("htmx:sse:after:connection", () => {
+    failures = 0;
+    streaming = true;
+    setState("live");
+  });
   document.addEventListener("htmx:sse:error", (e) => {
     // The session was revoked or expired: reconnecting cannot help.
     if (e.detail && e.detail.status === 401) {
       location.assign("/login");
       return;
     }
+    streaming = false;
+    failures++;
     setState("reconnecting");
   });
-  document.addEventListener("htmx:sse:close", () => setState("reconnecting"));
+  document.addEventListener("htmx:sse:close", () => {
+    streaming = false;
+    setState("reconnecting");
+  });
   window.addEventListener("offline", () => setState("offline"));
-  window.addEventListener("online", () => setState("reconnecting"));
+  window.addEventListener("online", () => {
+    retryNow();
+    setState(streaming ? "live" : "reconnecting");
+  });
+
+  /** Skips the reconnect wait (or, with no stream set up at all, loads the page afresh). */
+  function retryNow() {
+    const live = $("[hx-sse\\:connect]");
+    const sse = live && live._htmx && live._htmx.sse;
+    if (sse && sse.delayCanceller) sse.delayCanceller();
+    else if (!sse) location.reload();
+    if (pollTimer) poll();
+  }
+  document.addEventListener("click", (e) => {
+    if (e.target && e.target.id === "retry-now") retryNow();
+  });
 
   // Named stream events arrive as DOM events on the element that holds the connection.
   document.addEventListener("status", (e) => {
@@ -51,12 +99,37 @@
     }
     setState("live");
   });
-  document.addEventListener("reset", () => location.reload());
+  // The server no longer has the events this page would need to catch up (or this page is ahead
+  // of it): the stream carries on from the server's current seq, so reload the list from scratch.
+  document.addEventListener("reset", () => reloadList());
+  async function reloadList() {
+    const body = $("#orders-body");
+    const table = $("#orders");
+    if (!body || !table) {
+      location.reload();
+      return;
+    }
+    try {
+      const res = await fetch(
+        `/orders/rows?tab=${encodeURIComponent(table.dataset.tab || "all")}`,
+        {
+          headers: { "HX-Request": "true" },
+        },
+      );
+      if (!res.ok) throw new Error(String(res.status));
+      body.innerHTML = await res.text();
+      if (window.htmx) htmx.process(body);
+      dedupeRows();
+      tick();
+    } catch {
+      location.reload();
+    }
+  }
 
-  // --- polling while the server's change feed is degraded ---------------------------------------
+  // --- polling while live updates are degraded -------------------------------------------------
   function startPolling() {
     if (pollTimer) return;
-    pollTimer = setInterval(poll, 3000);
+    pollTimer = setInterval(poll, POLL_MS);
     poll();
   }
   function stopPolling() {
@@ -70,6 +143,10 @@
       const res = await fetch(`/orders/rows?tab=${encodeURIComponent(tab)}&oob=1`, {
         headers: { "HX-Request": "true" },
       });
+      if (res.status === 401) {
+        location.assign("/login");
+        return;
+      }
       if (!res.ok) return;
       const tpl = document.createElement("template");
       tpl.innerHTML = `<table><tbody>${await res.text()}</tbody></table>`;
@@ -81,6 +158,7 @@
         else if (body) body.prepend(row);
         if (window.htmx) htmx.process(row);
       }
+      dedupeRows();
       tick();
     } catch {
       // offline: the next poll tries again
@@ -184,26 +262,67 @@
   });
 
   // --- Web Push: background alerts for this device ----------------------------------------------
+  // The control (#push-control) shows one of: unsupported, ios-install (iOS only pushes to an
+  // installed web app), denied (with how to undo it), default (a button: permission is only ever
+  // asked from that click), on (subscribed), unavailable (allowed, but the browser's push service
+  // could not be reached).
+  const PUSH_TEXT = {
+    unsupported: "Alerts are not supported in this browser",
+    "ios-install": "For alerts, add Blotter to your Home Screen first (Share → Add to Home Screen)",
+    denied: "Alerts are blocked. Allow notifications for this site in your browser's site " +
+      "settings (the icon left of the address), then reload.",
+    default: "",
+    on: "Alerts on",
+    unavailable: "Alerts allowed, but this browser could not reach its push service",
+  };
+  function setPushState(state) {
+    const control = $("#push-control");
+    if (!control) return;
+    control.hidden = false;
+    control.dataset.state = state;
+    $(".push-text", control).textContent = PUSH_TEXT[state];
+    $("#enable-push", control).hidden = state !== "default";
+  }
+  const isIos = () =>
+    /iPhone|iPad|iPod/.test(navigator.userAgent) ||
+    (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
+  const installed = () =>
+    navigator.standalone === true || matchMedia("(display-mode: standalone)").matches;
+
+  async function subscribe(reg) {
+    try {
+      let sub = await reg.pushManager.getSubscription();
+      if (!sub) {
+        const { key } = await (await fetch("/api/v1/push/vapid-public-key")).json();
+        sub = await reg.pushManager.subscribe({
+          userVisibleOnly: true,
+          applicationServerKey: urlBase64ToBytes(key),
+        });
+      }
+      const res = await saveSubscription(sub);
+      setPushState(res.ok ? "on" : "unavailable");
+    } catch {
+      setPushState("unavailable");
+    }
+  }
+
   async function setUpPush() {
-    const button = $("#enable-push");
-    if (!button || !("serviceWorker" in navigator) || !("PushManager" in window)) return;
-    const reg = await navigator.serviceWorker.register("/sw.js");
-    const existing = await reg.pushManager.getSubscription();
-    if (existing) {
-      await saveSubscription(existing);
+    if (!$("#push-control")) return;
+    if (!("serviceWorker" in navigator) || !("PushManager" in window) || !window.Notification) {
+      setPushState(isIos() && !installed() ? "ios-install" : "unsupported");
       return;
     }
-    button.hidden = false;
-    button.addEventListener("click", async () => {
-      if ((await Notification.requestPermission()) !== "granted") return;
-      const { key } = await (await fetch("/api/v1/push/vapid-public-key")).json();
-      const sub = await reg.pushManager.subscribe({
-        userVisibleOnly: true,
-        applicationServerKey: urlBase64ToBytes(key),
-      });
-      await saveSubscription(sub);
-      button.hidden = true;
-    }, { once: true });
+    await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    const permission = Notification.permission;
+    if (permission === "denied") return setPushState("denied");
+    if (permission === "granted") return subscribe(await navigator.serviceWorker.ready);
+    setPushState("default");
+    $("#enable-push").addEventListener("click", async () => {
+      // Asked only here, from the user's click.
+      const answer = await Notification.requestPermission();
+      if (answer === "granted") await subscribe(await navigator.serviceWorker.ready);
+      else setPushState(answer === "denied" ? "denied" : "default");
+    });
   }
   function saveSubscription(sub) {
     return fetch("/api/v1/push/subscriptions", {
@@ -222,6 +341,8 @@
     tick();
     ageToasts();
     if (!navigator.onLine) setState("offline");
+    // Pages without a stream (devices, login) have nothing to indicate.
+    if (!$("[hx-sse\\:connect]") && indicator()) indicator().hidden = true;
     setUpPush().catch(() => {});
   });
 })();

@@ -20,8 +20,48 @@ self.addEventListener("push", (event) => {
   })());
 });
 
+// A click focuses a Blotter window already open (taking it to the order), or opens one.
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = (event.notification.data && event.notification.data.url) || "/orders";
-  event.waitUntil(self.clients.openWindow(url));
+  const url = new URL(
+    (event.notification.data && event.notification.data.url) || "/orders",
+    self.location.origin,
+  ).href;
+  event.waitUntil((async () => {
+    const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+    const same = windows.find((w) => w.url === url) || windows[0];
+    if (same) {
+      await same.focus();
+      if (same.url !== url && "navigate" in same) await same.navigate(url);
+      return;
+    }
+    await self.clients.openWindow(url);
+  })());
+});
+
+// The push service rotated this device's subscription: subscribe again with the same key and
+// tell the server (same origin, so the device's session cookie goes along).
+self.addEventListener("pushsubscriptionchange", (event) => {
+  event.waitUntil((async () => {
+    const key = event.oldSubscription && event.oldSubscription.options.applicationServerKey;
+    const sub = event.newSubscription ||
+      await self.registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: key ||
+          await fetch("/api/v1/push/vapid-public-key").then((r) => r.json()).then((j) =>
+            Uint8Array.from(
+              atob(
+                j.key.replace(/-/g, "+").replace(/_/g, "/") +
+                  "=".repeat((4 - j.key.length % 4) % 4),
+              ),
+              (c) => c.charCodeAt(0),
+            )
+          ),
+      });
+    await fetch("/api/v1/push/subscriptions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(sub.toJSON()),
+    });
+  })());
 });

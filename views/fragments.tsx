@@ -95,9 +95,9 @@ export function StatusBanner(props: { status: RealtimeStatus; oob?: boolean }) {
       {...(props.oob ? { "hx-swap-oob": "true" } : {})}
     >
       {degraded
-        ? `Live updates paused (${
+        ? `Real-time updates temporarily unavailable (${
           props.status.reason ?? "reconnecting"
-        }); refreshing every few seconds.`
+        }); refreshing every 5 s.`
         : ""}
     </div>
   );

@@ -18,9 +18,13 @@ export function Layout(props: { title: string; user: string | null; children: Ch
           name="htmx-config"
           content='{"sse": {"reconnectMaxDelay": 7000, "reconnectDelay": 500}}'
         />
+        {
+          /* app.js first: deferred scripts run in order, and its listeners must be in place before
+            htmx opens the stream, or a page whose app.js arrives late misses "connected". */
+        }
+        <script src={`/static/app.js?v=${ASSET_VERSION}`} defer></script>
         <script src="/static/vendor/htmx.js" defer></script>
         <script src="/static/vendor/hx-sse.js" defer></script>
-        <script src={`/static/app.js?v=${ASSET_VERSION}`} defer></script>
       </head>
       <body>
         <header class="top">
@@ -38,7 +42,10 @@ export function Layout(props: { title: string; user: string | null; children: Ch
                 </span>
                 <a href="/orders">Orders</a>
                 <a href="/devices">Devices</a>
-                <button type="button" id="enable-push" hidden>Alerts</button>
+                <span id="push-control" data-state="unknown" hidden>
+                  <button type="button" id="enable-push" hidden>Turn on alerts</button>
+                  <span class="push-text"></span>
+                </span>
                 <span class="user">{props.user}</span>
                 <form method="post" action="/logout">
                   <button type="submit">Log out</button>
@@ -47,6 +54,13 @@ export function Layout(props: { title: string; user: string | null; children: Ch
             )
             : null}
         </header>
+        {props.user
+          ? (
+            <div id="conn-banner" class="conn-banner" role="status" aria-live="polite" hidden>
+              <span class="msg"></span> <button type="button" id="retry-now">Retry now</button>
+            </div>
+          )
+          : null}
         <main>{props.children}</main>
         <div id="toasts" aria-live="polite"></div>
       </body>

@@ -4,17 +4,8 @@
  * see a rejection's reason, and log out one device while the other stays live.
  */
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { startServer } from "../helpers.ts";
-import { artifactPath, launch, NO_BROWSER } from "./browser.ts";
-
-async function signIn(page: Page, url: string, username: string): Promise<void> {
-  await page.goto(`${url}/login`);
-  await page.fill("input[name=username]", username);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${url}/orders`);
-  await page.waitForSelector("#connection[data-state=live]");
-}
+import { artifactPath, launch, NO_BROWSER, signIn } from "./browser.ts";
 
 Deno.test({
   name: "e2e: an order placed on one device fills live on every device; a rejection shows why",

@@ -2,7 +2,7 @@
  * Chromium for browser tests (Debian's, driven by playwright-core; never `playwright install`).
  * Without it the browser tests are skipped with one line, unless REQUIRE_BROWSER=1 (CI).
  */
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 
 const EXECUTABLE = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -40,4 +40,13 @@ export function launch(): Promise<Browser> {
 export async function artifactPath(name: string): Promise<string> {
   await Deno.mkdir("test-artifacts", { recursive: true });
   return `test-artifacts/${name}.png`;
+}
+
+/** Signs in through the login form and waits until the blotter's stream is live. */
+export async function signIn(page: Page, url: string, username: string): Promise<void> {
+  await page.goto(`${url}/login`);
+  await page.fill("input[name=username]", username);
+  await page.click("button[type=submit]");
+  await page.waitForURL(`${url}/orders`);
+  await page.waitForSelector("#connection[data-state=live]");
 }
