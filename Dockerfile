@@ -1,6 +1,7 @@
-# Blotter in one small image: the server compiled by `deno compile` into one executable, with
-# static/ beside it. Built on a normal build machine (these CI machines have no Docker engine and
-# `deno compile` cannot download its runtime here).
+# Blotter in one small image: the server compiled by `deno compile` into one executable with
+# static/ and store/schema.sql embedded (the code reads them through import.meta.url, which
+# resolves inside the executable). Built on a normal build machine (these CI machines have no
+# Docker engine, and `deno compile` cannot download its runtime here).
 #   docker build -t blotter . && docker run -p 8000:8000 -e AUTH_MODE=dev blotter
 
 FROM denoland/deno:2.9.6 AS build
@@ -8,12 +9,11 @@ WORKDIR /src
 COPY deno.json deno.lock ./
 COPY . .
 RUN deno install --frozen --entrypoint main.ts \
- && deno compile --frozen -A --output /out/blotter main.ts
+ && deno compile --frozen -A --include static --include store/schema.sql --output /out/blotter main.ts
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
 COPY --from=build /out/blotter /app/blotter
-COPY --from=build /src/static /app/static
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     KV_PATH=/data/blotter.kv

@@ -185,3 +185,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
   });
 }
+
+/**
+ * `deno task dev` (main.ts --dev): the development defaults CONTRACT.md gives, AUTH_MODE=dev and
+ * SIMULATOR=on, each only where the environment does not say otherwise.
+ */
+export function withDevDefaults(env: Record<string, string>): Record<string, string> {
+  return { AUTH_MODE: "dev", SIMULATOR: "on", ...env };
+}

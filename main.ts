@@ -2,7 +2,7 @@
  * Blotter, assembled: config → store → hub → push → feed → venue → app → server. Read top to
  * bottom, this is the whole system. Serves only when run directly; tests import `startBlotter`.
  */
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { type Config, ConfigError, loadConfig, withDevDefaults } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
@@ -108,7 +108,8 @@ if (import.meta.main && Deno.args[0] === "healthcheck") await healthcheck();
 if (import.meta.main) {
   let config: Config;
   try {
-    config = loadConfig(Deno.env.toObject());
+    const env = Deno.env.toObject();
+    config = loadConfig(Deno.args.includes("--dev") ? withDevDefaults(env) : env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);

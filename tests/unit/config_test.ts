@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, DEFAULT_PUSH_ORIGINS, loadConfig } from "../../config.ts";
+import { ConfigError, DEFAULT_PUSH_ORIGINS, loadConfig, withDevDefaults } from "../../config.ts";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -59,4 +59,10 @@ Deno.test("VAPID keys come in pairs and push origins must be origins", () => {
   assert.ok(problems.some((p) => p.includes('"not an origin"')));
   const ok = loadConfig({ AUTH_MODE: "dev", PUSH_ENDPOINT_ALLOW: "http://127.0.0.1:9" });
   assert.deepEqual([...ok.pushEndpointAllow], ["http://127.0.0.1:9"]);
+});
+
+Deno.test("deno task dev defaults AUTH_MODE=dev and SIMULATOR=on, unless the environment says", () => {
+  assert.equal(loadConfig(withDevDefaults({})).auth.mode, "dev");
+  assert.equal(loadConfig(withDevDefaults({})).simulator, true);
+  assert.equal(loadConfig(withDevDefaults({ SIMULATOR: "off" })).simulator, false);
 });

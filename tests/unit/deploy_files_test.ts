@@ -44,3 +44,27 @@ Deno.test("compose publishes the container port the config listens on", () => {
   assert.equal(port, String(defaults.port));
   assert.ok(blotter.ports?.some((p) => p.endsWith(`:${port}`)));
 });
+
+Deno.test("the compiled executable embeds every file the server reads beside its code", () => {
+  // Files the code opens relative to itself: new URL("…", import.meta.url), not modules.
+  const needed = new Set<string>();
+  for (const dir of ["routes", "store", "realtime", "auth", "views", "venue", "orders", "."]) {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!/\.tsx?$/.test(entry.name)) continue;
+      const file = `${dir}/${entry.name}`;
+      const source = Deno.readTextFileSync(file);
+      for (const m of source.matchAll(/new URL\("([^"]+)", import\.meta\.url\)/g)) {
+        if (/\.tsx?$/.test(m[1])) continue;
+        const resolved = new URL(m[1], new URL(file, "file:///r/")).pathname.slice(3);
+        needed.add(resolved.replace(/\/$/, ""));
+      }
+    }
+  }
+  assert.ok(needed.has("static") && needed.has("store/schema.sql"), [...needed].join(", "));
+  const dockerfile = Deno.readTextFileSync("Dockerfile");
+  const task = JSON.parse(Deno.readTextFileSync("deno.json")).tasks.compile as string;
+  for (const path of needed) {
+    assert.ok(dockerfile.includes(`--include ${path}`), `Dockerfile does not embed ${path}`);
+    assert.ok(task.includes(`--include ${path}`), `deno task compile does not embed ${path}`);
+  }
+});
