@@ -3,8 +3,13 @@
  * reader over a real connection. No mocks: the store, the server and the streams are the product's.
  */
 import { loadConfig } from "../config.ts";
-import { silentLogger } from "../log.ts";
+import { createLogger, silentLogger } from "../log.ts";
 import { type RunningBlotter, startBlotter } from "../main.ts";
+import { Hub } from "../realtime/hub.ts";
+import { Metrics } from "../realtime/metrics.ts";
+import { createPushDispatcher } from "../realtime/push.ts";
+import { createApp } from "../routes/app.ts";
+import { openKvStore } from "../store/kv.ts";
 
 /** The ingest token test servers accept. */
 export const INGEST_TOKEN = "test-ingest-token-0123456789";
@@ -26,7 +31,10 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     RATE_LIMIT: "off",
     ...env,
   });
-  const running = await startBlotter(config, silentLogger);
+  const running = await startBlotter(
+    config,
+    Deno.env.get("TEST_LOG") ? createLogger("debug") : silentLogger,
+  );
   return { ...running, url: `http://127.0.0.1:${running.port}` };
 }
 
@@ -189,5 +197,102 @@ export async function eventually<T>(
     if (v !== undefined && v !== false) return v as T;
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A Blotter running as its own process (for memory figures and log capture). */
+export interface ServerProcess {
+  url: string;
+  pid: number;
+  /** Everything the process has written to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then waits for the exit; answers the whole output. */
+  stop(): Promise<string>;
+}
+
+/**
+ * Spawns `deno run main.ts` (or other deno `args`, e.g. a task) on port 0 and learns the bound port from its "listening" log line, so
+ * no port is picked in advance (another process could take it first).
+ */
+export async function spawnServer(
+  env: Record<string, string>,
+  args = ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+): Promise<ServerProcess> {
+  // Only what the test says: an inherited DATABASE_URL (CI sets one) would put this server on the
+  // shared database's default schema, where runs would see each other's data.
+  const inherited = Deno.env.toObject();
+  for (const name of Object.keys(inherited)) {
+    if (/^(DATABASE_|AUTH_|INGEST_|VAPID_|PUSH_|SIM|KV_)/.test(name)) delete inherited[name];
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { ...inherited, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let resolveUrl!: (url: string) => void;
+  const listening = new Promise<string>((r) => (resolveUrl = r));
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      out += decoder.decode(chunk, { stream: true });
+      const m = /"message":"Blotter is listening","url":"(http:[^"]+)"/.exec(out);
+      if (m) resolveUrl(m[1]);
+    }
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const url = await Promise.race([
+    listening,
+    child.status.then((s) => {
+      throw new Error(`server exited (${s.code}) before listening:\n${out}`);
+    }),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000)
+    ),
+  ]);
+  return {
+    url,
+    pid: child.pid,
+    output: () => out,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+      await drained;
+      return out;
+    },
+  };
+}
+
+/**
+ * The app as main.ts assembles it (KV in memory, no server, no feed), for tests that read its
+ * route table or call `app.request()`. Closes what it opened after `fn`.
+ */
+export async function withApp<T>(
+  fn: (app: ReturnType<typeof createApp>) => Promise<T>,
+): Promise<T> {
+  const config = loadConfig({ AUTH_MODE: "dev", KV_PATH: ":memory:" });
+  const store = await openKvStore(":memory:");
+  const metrics = new Metrics();
+  const hub = new Hub({ maxStreamsPerUser: 10, metrics });
+  const push = await createPushDispatcher({ config, store, hub, metrics, log: silentLogger });
+  try {
+    return await fn(createApp({
+      config,
+      store,
+      hub,
+      push,
+      metrics,
+      log: silentLogger,
+      feedStatus: () => ({ ok: true }),
+      now: () => new Date(),
+    }));
+  } finally {
+    await push.close();
+    await store.close();
   }
 }
