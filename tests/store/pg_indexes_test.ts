@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import {
   DATABASE_URL,
   dropSchema,
@@ -12,6 +13,8 @@ import {
   NO_POSTGRES,
   openTestPgStore,
 } from "../pg_helper.ts";
+import { openPgStore } from "../../store/pg.ts";
+import { silentLogger } from "../../log.ts";
 
 Deno.test({
   name: "postgres: eventsSince, catch-up, paging and exec_id lookups use an index",
@@ -75,7 +78,68 @@ Deno.test({
       }
     } finally {
       await sql.end();
+      if (!closed) await store.close();
+      await dropSchema(schema);
+    }
+  },
+});
+
+Deno.test({
+  name: "postgres: the duplicate check stays an index lookup as executions grows from empty",
+  ignore: NO_POSTGRES,
+  async fn() {
+    // Postgres may switch a prepared statement to a generic plan after five runs and keep it until
+    // the table is analyzed. Planned on an empty `executions`, the exec_id check was a sequential
+    // scan that then grew with the table (autovacuum is off on these machines, so never replanned).
+    const schema = freshSchema();
+    const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 8 });
+    const sql = postgres(DATABASE_URL, {
+      max: 1,
+      onnotice: () => {},
+      connection: { search_path: schema },
+    });
+    let closed = false;
+    const fill = (orderId: string, n: number) =>
+      ExecutionReport.parse({
+        order_id: orderId,
+        exec_id: `grow-${crypto.randomUUID()}`,
+        type: n === 0 ? "new" : "partial_fill",
+        at: new Date().toISOString(),
+        ...(n === 0 ? {} : { last_qty: "1", last_price: "10.00" }),
+      });
+    try {
+      // A young deployment: a thousand executions, reports arriving together (so they are checked
+      // in groups of many exec_ids, where scanning a small table is the cheaper plan).
+      await sql`
+        insert into executions (exec_id, user_id, order_id, seqs)
+        select 'old-' || g, 'someone', gen_random_uuid(), '{}' from generate_series(1, 1000) g`;
+      const orders = await Promise.all(Array.from({ length: 30 }, async (_, u) => {
+        const { order } = await store.placeOrder(
+          `grower${u}`,
+          OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "1000" }),
+          new Date(),
+        );
+        return order.id;
+      }));
+      const round = (n: number) =>
+        Promise.all(orders.map((id) => store.applyReport(fill(id, n), new Date())));
+      for (let n = 0; n < 15; n++) await round(n);
+      await sql`
+        insert into executions (exec_id, user_id, order_id, seqs)
+        select 'bulk-' || g, 'someone', gen_random_uuid(), '{}' from generate_series(1, 50000) g`;
+      for (let n = 15; n < 25; n++) await round(n);
+      // A backend publishes its table statistics when it exits (when idle, only every ~10 s).
       await store.close();
+      closed = true;
+      await sql`select pg_stat_clear_snapshot()`;
+      const [{ read }] = await sql<{ read: string }[]>`
+        select seq_tup_read as read from pg_stat_user_tables where relid = 'executions'::regclass`;
+      // The scans while the table was small read a few thousand rows in all; one scan of the
+      // grown table alone would read 51,000.
+      assert.ok(Number(read) < 50_000, `executions scanned after it grew (${read} rows read)`);
+    } finally {
+      await sql.end();
+      if (!closed) await store.close();
       await dropSchema(schema);
     }
   },
