@@ -11,6 +11,7 @@
  * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); uses its own schema.
  */
 import postgres from "postgres";
+import { highestHeld, type Received, record, rssKb, step } from "./load.ts";
 
 const args = Object.fromEntries(
   Deno.args.join(" ").split("--").filter(Boolean).map((a) => a.trim().split(/\s+/)),
@@ -28,16 +29,6 @@ const SCHEMA = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
 const PORT = 18000 + Math.floor(Math.random() * 1000);
 const URL_ = `http://127.0.0.1:${PORT}`;
 const INGEST = "bench-ingest-token-0123456789";
-
-function rssKb(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 async function post(path: string, token: string, body: unknown) {
   const res = await fetch(`${URL_}${path}`, {
@@ -75,7 +66,7 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
   console.log(
-    `Blotter bench: ${STREAMS} streams over ${USERS} users, ${RATE} reports/s for ${SECONDS} s`,
+    `Blotter bench: ${STREAMS} streams over ${USERS} users, ${RATES} reports/s, ${SECONDS} s each`,
   );
 
   // Users, sessions and one big working order each.
@@ -105,8 +96,7 @@ try {
   // Idle streams: memory per stream, measured as the server's RSS delta.
   await new Promise((r) => setTimeout(r, 1000));
   const rssBefore = rssKb(server.pid);
-  const latencies: number[] = [];
-  let received = 0;
+  const received: Received = { latencies: [], count: 0 };
   const decoder = new TextDecoder();
   const open = async (token: string) => {
     const ac = new AbortController();
@@ -124,11 +114,7 @@ try {
           while ((i = buf.indexOf("\n\n")) >= 0) {
             const block = buf.slice(0, i);
             buf = buf.slice(i + 2);
-            const m = /"execution":\{"id":"b-(\d+(?:\.\d+)?)-/.exec(block);
-            if (m) {
-              latencies.push(performance.timeOrigin + performance.now() - Number(m[1]));
-              received++;
-            }
+            record(received, block);
           }
         }
       } catch { /* closed */ }
@@ -148,76 +134,30 @@ try {
 
   // Load: `rate` reports/s in batches every 10 ms, each a fill on some user's order.
   const streamsPerUser = STREAMS / USERS;
-  let seq = 0;
-  const step = async (rate: number) => {
-    latencies.length = 0;
-    received = 0;
-    const tickMs = 10;
-    const perTick = rate * tickMs / 1000;
-    let sent = 0, carry = 0;
-    const cpuStart = Deno.readTextFileSync(`/proc/${server.pid}/stat`).split(" ");
-    const started = performance.now();
-    const inflight: Promise<unknown>[] = [];
-    while (performance.now() - started < SECONDS * 1000) {
-      carry += perTick;
-      const n = Math.floor(carry);
-      carry -= n;
-      if (n > 0) {
-        const at = new Date().toISOString();
-        const sentAt = performance.timeOrigin + performance.now();
-        const batch = Array.from({ length: n }, () => {
-          const u = users[seq++ % USERS];
-          return {
-            order_id: u.order,
-            exec_id: `b-${sentAt}-${seq}`,
-            type: "partial_fill",
-            at,
-            last_qty: "1",
-            last_price: "187.50",
-          };
-        });
-        sent += n;
-        inflight.push(post("/api/v1/executions", INGEST, batch));
-        if (inflight.length > 200) await inflight.shift();
-      }
-      const next = started + (sent / rate) * 1000;
-      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
-    }
-    await Promise.all(inflight);
-    const elapsed = (performance.now() - started) / 1000;
-    const expected = sent * streamsPerUser;
-    for (let i = 0; i < 100 && received < expected; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const cpuEnd = Deno.readTextFileSync(`/proc/${server.pid}/stat`).split(" ");
-    const ticks = (Number(cpuEnd[13]) + Number(cpuEnd[14])) -
-      (Number(cpuStart[13]) + Number(cpuStart[14]));
-    const sorted = latencies.sort((a, b) => a - b);
-    return {
-      rate_target: rate,
-      rate_achieved: Math.round(sent / elapsed),
-      deliveries_expected: expected,
-      deliveries_received: received,
-      lost: expected - received,
-      latency_ms: {
-        p50: +pct(sorted, 50).toFixed(2),
-        p90: +pct(sorted, 90).toFixed(2),
-        p99: +pct(sorted, 99).toFixed(2),
-        max: +sorted[sorted.length - 1]?.toFixed(2),
-      },
-      server_cpu_percent_of_one_core: Math.round((ticks / 100 / elapsed) * 100),
-    };
-  };
+  const runStep = (rate: number) =>
+    step({
+      rate,
+      seconds: SECONDS,
+      fanout: streamsPerUser,
+      serverPid: server.pid,
+      received,
+      report: (i, exec_id, at) => ({
+        order_id: users[i % USERS].order,
+        exec_id,
+        type: "partial_fill",
+        at,
+        last_qty: "1",
+        last_price: "187.50",
+      }),
+      send: (batch) => post("/api/v1/executions", INGEST, batch),
+    });
   const steps = [];
   for (const rate of RATES) {
-    const r = await step(rate);
+    const r = await runStep(rate);
     console.log(JSON.stringify(r));
     steps.push(r);
     await new Promise((r) => setTimeout(r, 2000));
   }
-  const held = steps.filter((r) =>
-    r.lost === 0 && r.latency_ms.p99 < P99_BAR_MS && r.rate_achieved >= r.rate_target * 0.98
-  );
   const result = {
     date: new Date().toISOString(),
     cpus: navigator.hardwareConcurrency,
@@ -225,9 +165,7 @@ try {
     users: USERS,
     server_rss_mb: { before_streams: rssBefore >> 10, idle_streams: rssIdle >> 10 },
     server_kb_per_idle_stream: +perStream.toFixed(1),
-    highest_rate_with_p99_under_100ms: held.length
-      ? Math.max(...held.map((r) => r.rate_target))
-      : null,
+    highest_rate_with_p99_under_100ms: highestHeld(steps, P99_BAR_MS),
     ...(steps.length === 1 ? steps[0] : { steps }),
   };
   console.log(JSON.stringify(result, null, 2));
