@@ -42,7 +42,14 @@ async function post(path: string, token: string, body: unknown) {
 }
 
 const server = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", "--v8-flags=--expose-gc", new URL("../main.ts", import.meta.url).pathname],
+  args: [
+    "run",
+    "-A",
+    "--v8-flags=--expose-gc",
+    // BENCH_INSPECT=1: open the V8 inspector on 127.0.0.1:9229 to take a CPU profile of the server.
+    ...(Deno.env.get("BENCH_INSPECT") ? ["--inspect=127.0.0.1:9229"] : []),
+    new URL("../main.ts", import.meta.url).pathname,
+  ],
   env: {
     AUTH_MODE: "dev",
     DATABASE_URL,
@@ -153,6 +160,7 @@ try {
     });
   const steps = [];
   for (const rate of RATES) {
+    console.log(`step: ${rate} reports/s for ${SECONDS} s`);
     const r = await runStep(rate);
     console.log(JSON.stringify(r));
     steps.push(r);
