@@ -64,7 +64,7 @@ t("the server dies with the page open and comes back: the page recovers by itsel
   try {
     // The server goes away (as on a deploy or a crash): the page says so within seconds.
     await server.stop();
-    await page.waitForSelector("#connection:not([data-state=live])", { timeout: 5_000 });
+    await page.waitForSelector("#connection:not([data-state=live])", { timeout: 10_000 });
     assert.equal(await page.isVisible("#conn-banner"), true);
     assert.match(await page.textContent("#conn-banner .msg") ?? "", /Reconnecting|delayed/);
     await page.screenshot({ path: await artifactPath("resilience-server-down") });
@@ -86,7 +86,7 @@ t("the server dies with the page open and comes back: the page recovers by itsel
     // the seq it last saw, showing the order in its final state.
     server = await startServer({ KV_PATH: kvPath, PORT: port });
     await page.waitForSelector("#connection[data-state=live]", { timeout: 15_000 });
-    await page.waitForSelector(`#order-${placed.id}[data-status=filled]`, { timeout: 5_000 });
+    await page.waitForSelector(`#order-${placed.id}[data-status=filled]`, { timeout: 10_000 });
     assert.equal(await page.locator(ROW).count(), 1, "one row, not a duplicate");
     assert.equal(await page.isVisible("#conn-banner"), false);
     await page.screenshot({ path: await artifactPath("resilience-server-back") });
@@ -124,7 +124,7 @@ t("a stream route that keeps failing falls back to polling, and offline is said 
 
     // Offline: said in words; back online: streaming again once the route works.
     await context.setOffline(true);
-    await page.waitForSelector("#connection[data-state=offline]", { timeout: 5_000 });
+    await page.waitForSelector("#connection[data-state=offline]", { timeout: 10_000 });
     assert.equal(await page.textContent("#conn-banner .msg"), "You are offline");
     await page.screenshot({ path: await artifactPath("resilience-offline") });
     await page.unroute("**/stream**");
