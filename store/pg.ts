@@ -12,6 +12,7 @@
  * claimed with `for update skip locked`, validated and applied through `applyReport`, and answered.
  */
 import postgres from "postgres";
+import { SubscriptionCache } from "./subscription_cache.ts";
 import type { Logger } from "../log.ts";
 import { AppError, errorBody } from "../orders/errors.ts";
 import { uuidv7 } from "../orders/ids.ts";
@@ -75,7 +76,8 @@ export interface PgStoreOptions {
 type Notice =
   | { k: "ev"; u: string; e: OrderEvent[] }
   | { k: "ids"; u: string; s: number[] }
-  | { k: "revoke"; u: string; s: string };
+  | { k: "revoke"; u: string; s: string }
+  | { k: "subs"; u: string };
 
 /** Opens the Postgres store: connects, applies schema.sql, starts the listener. */
 export async function openPgStore(url: string, options: PgStoreOptions): Promise<Store> {
@@ -201,6 +203,8 @@ class PgStore implements Store {
   readonly #channel: string;
   readonly #inboxChannel: string;
   readonly #changes = new PgChanges();
+  /** Whom to alert, per user (asked on every fill). */
+  readonly #subs = new SubscriptionCache<PushSubscriptionRecord>();
   readonly changes: ChangeSource = this.#changes;
   readonly #maxNotify: number;
   #listener: Sql | null = null;
@@ -256,6 +260,7 @@ class PgStore implements Store {
     const l = this.#listener!;
     await l.unsafe(`listen "${this.#channel.replaceAll('"', '""')}"`);
     await l.unsafe(`listen "${this.#inboxChannel.replaceAll('"', '""')}"`);
+    this.#subs.clear(); // whatever changed while not listening was not heard
     this.#changes.connected = true;
     this.#log.info("listening for order events", { channel: this.#channel });
     for (const listener of this.#changes.listeners) listener.connected();
@@ -265,6 +270,7 @@ class PgStore implements Store {
   #onListenerClosed(): void {
     if (this.#closed || this.#reconnecting) return;
     this.#reconnecting = true;
+    this.#subs.clear();
     if (this.#changes.connected) {
       this.#changes.connected = false;
       this.#log.warn("lost the database change feed; reconnecting");
@@ -300,6 +306,10 @@ class PgStore implements Store {
     } catch {
       return;
     }
+    // A revoked session's subscriptions are deleted with it; either way this user's alert targets
+    // changed, on some instance.
+    if (notice.k === "subs" || notice.k === "revoke") this.#subs.forget(notice.u);
+    if (notice.k === "subs") return;
     this.#delivery = this.#delivery.then(async () => {
       const listeners = [...this.#changes.listeners];
       if (notice.k === "revoke") {
@@ -308,6 +318,7 @@ class PgStore implements Store {
       }
       let events: OrderEvent[];
       if (notice.k === "ev") events = notice.e;
+      else if (notice.k !== "ids") return; // a kind from a newer release: not ours to act on
       else {
         // Too big for NOTIFY: fetch exactly the seqs it names.
         const from = Math.min(...notice.s);
@@ -658,7 +669,7 @@ class PgStore implements Store {
   async revokeSession(userId: string | null, sessionId: string, now: Date): Promise<boolean> {
     // One statement, so atomic: revoke, drop the device's push subscriptions, tell every instance.
     const rows = await this.#q((sql) =>
-      sql`
+      sql<{ user_id: string }[]>`
         with r as (
           update sessions set revoked_at = ${now}
           where id = ${sessionId} and revoked_at is null
@@ -668,38 +679,82 @@ class PgStore implements Store {
           delete from push_subscriptions where session_id = ${sessionId}
             and exists (select 1 from r)
         )
-        select pg_notify(${this.#channel},
+        select user_id, pg_notify(${this.#channel},
                          json_build_object('k', 'revoke', 'u', user_id, 's', ${sessionId}::text)::text)
         from r`
     );
+    this.#forgetSubs(rows);
     return rows.length > 0;
   }
 
   // --- push subscriptions -----------------------------------------------------------------------
 
+  // Each change NOTIFYs `subs` for the users it touched, in the same statement, so every instance
+  // forgets what it cached for them (see store/subscription_cache.ts); this one forgets at once.
+
   async addPushSubscription(sub: PushSubscriptionRecord): Promise<void> {
-    await this.#q((sql) =>
-      sql`
-        insert into push_subscriptions (endpoint, user_id, session_id, keys, created_at)
-        values (${sub.endpoint}, ${sub.user_id}, ${sub.session_id}, ${sql.json(sub.keys)},
-                ${sub.created_at})
-        on conflict (endpoint) do update set user_id = excluded.user_id,
-          session_id = excluded.session_id, keys = excluded.keys`
+    const rows = await this.#q((sql) =>
+      sql<{ user_id: string }[]>`
+        with prev as (
+          select user_id from push_subscriptions where endpoint = ${sub.endpoint}
+        ), up as (
+          insert into push_subscriptions (endpoint, user_id, session_id, keys, created_at)
+          values (${sub.endpoint}, ${sub.user_id}, ${sub.session_id}, ${sql.json(sub.keys)},
+                  ${sub.created_at})
+          on conflict (endpoint) do update set user_id = excluded.user_id,
+            session_id = excluded.session_id, keys = excluded.keys
+          returning user_id
+        )
+        ${this.#subsChanged(sql, sql`select user_id from prev union select user_id from up`)}`
     );
+    this.#forgetSubs(rows);
   }
 
   async removePushSubscription(userId: string, endpoint: string): Promise<boolean> {
-    const result = await this.#q((sql) =>
-      sql`delete from push_subscriptions where endpoint = ${endpoint} and user_id = ${userId}`
+    const rows = await this.#q((sql) =>
+      sql<{ user_id: string }[]>`
+        with d as (
+          delete from push_subscriptions where endpoint = ${endpoint} and user_id = ${userId}
+          returning user_id
+        )
+        ${this.#subsChanged(sql, sql`select user_id from d`)}`
     );
-    return result.count > 0;
+    this.#forgetSubs(rows);
+    return rows.length > 0;
   }
 
   async removePushSubscriptionByEndpoint(endpoint: string): Promise<void> {
-    await this.#q((sql) => sql`delete from push_subscriptions where endpoint = ${endpoint}`);
+    const rows = await this.#q((sql) =>
+      sql<{ user_id: string }[]>`
+        with d as (delete from push_subscriptions where endpoint = ${endpoint} returning user_id)
+        ${this.#subsChanged(sql, sql`select user_id from d`)}`
+    );
+    this.#forgetSubs(rows);
   }
 
-  async listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]> {
+  /** The tail of a statement that NOTIFYs `subs` for each user `users` selects, and returns them. */
+  #subsChanged(sql: Sql, users: postgres.PendingQuery<postgres.Row[]>) {
+    return sql`
+      select u.user_id, pg_notify(${this.#channel},
+                                  json_build_object('k', 'subs', 'u', u.user_id)::text)
+      from (${users}) u`;
+  }
+
+  #forgetSubs(rows: { user_id: string }[]): void {
+    for (const r of rows) this.#subs.forget(r.user_id);
+  }
+
+  listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]> {
+    // Asked on every fill: served from the cache while the change feed (which brings word of
+    // changes made on other instances) is up.
+    return this.#subs.get(
+      userId,
+      () => this.#loadPushSubscriptions(userId),
+      this.#changes.connected,
+    );
+  }
+
+  async #loadPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]> {
     const rows = await this.#q((sql) =>
       sql<
         {

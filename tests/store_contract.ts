@@ -436,6 +436,20 @@ export function storeContract(factory: StoreFactory): void {
     assert.equal((await store.listPushSubscriptions(user)).length, 1);
     await store.removePushSubscriptionByEndpoint(sub.endpoint);
     assert.deepEqual(await store.listPushSubscriptions(user), []);
+    // Each change is seen by the next lookup, however the list was read before (the Postgres
+    // store caches it per user).
+    await store.addPushSubscription(sub);
+    assert.equal((await store.listPushSubscriptions(user)).length, 1);
+    assert.equal(await store.removePushSubscription(user, sub.endpoint), true);
+    assert.deepEqual(await store.listPushSubscriptions(user), []);
+    await store.addPushSubscription(sub);
+    assert.deepEqual(await store.listPushSubscriptions(other), []);
+    // The same browser endpoint now signed in as another user moves to them.
+    await store.addPushSubscription({ ...sub, user_id: other });
+    assert.deepEqual(await store.listPushSubscriptions(user), []);
+    assert.equal((await store.listPushSubscriptions(other)).length, 1);
+    await store.removePushSubscriptionByEndpoint(sub.endpoint);
+    assert.deepEqual(await store.listPushSubscriptions(other), []);
     const key = `k-${crypto.randomUUID()}`;
     assert.equal(await store.getSetting(key), null);
     assert.equal(await store.setSettingIfAbsent(key, "first"), "first");

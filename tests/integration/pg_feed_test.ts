@@ -263,3 +263,44 @@ t(
     }
   },
 );
+
+t(
+  "a push subscription changed on one instance is seen by the other's next lookup",
+  async (schema) => {
+    // Each instance caches whom to alert per user; the change must reach the other through NOTIFY.
+    const a = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    const b = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    try {
+      const session = await b.createSession({
+        id: crypto.randomUUID(),
+        user_id: "kai",
+        label: "phone",
+        created_at: new Date().toISOString(),
+      }, `h-${crypto.randomUUID()}`);
+      const sub = {
+        endpoint: `https://push.example/${crypto.randomUUID()}`,
+        keys: { p256dh: "p", auth: "a" },
+        user_id: "kai",
+        session_id: session.id,
+        created_at: new Date().toISOString(),
+      };
+      const onA = async () => (await a.listPushSubscriptions("kai")).map((s) => s.endpoint);
+      assert.deepEqual(await onA(), []); // A now holds "nobody" for kai
+      await b.addPushSubscription(sub);
+      await eventually(async () => (await onA()).length === 1);
+      await b.removePushSubscription("kai", sub.endpoint);
+      await eventually(async () => (await onA()).length === 0);
+      await b.addPushSubscription(sub);
+      await eventually(async () => (await onA()).length === 1);
+      await b.removePushSubscriptionByEndpoint(sub.endpoint); // as after a 410 from the service
+      await eventually(async () => (await onA()).length === 0);
+      await b.addPushSubscription(sub);
+      await eventually(async () => (await onA()).length === 1);
+      await b.revokeSession("kai", session.id, new Date()); // signing the device out drops it
+      await eventually(async () => (await onA()).length === 0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+);

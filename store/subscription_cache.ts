@@ -1,0 +1,57 @@
+/**
+ * A per-user cache in front of a lookup that runs on every fill: whom to alert by Web Push. Without
+ * it, every instance asks Postgres once per fill, even for the many users who never subscribed.
+ * Entries are forgotten when the store hears (NOTIFY) that a user's subscriptions changed on any
+ * instance, all at once when it may have missed such news (change feed down), and after `ttlMs`
+ * in any case, as a backstop.
+ */
+export class SubscriptionCache<T> {
+  readonly #entries = new Map<string, { value: readonly T[]; at: number }>();
+  /** Bumped by every forget/clear: a lookup that raced one must not fill the cache. */
+  #epoch = 0;
+
+  constructor(
+    private readonly ttlMs = 60_000,
+    private readonly maxUsers = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The user's cached list, or `fetch`'s answer (cached unless something was forgotten while it
+   * ran). With `usable` false (news may be missed right now) the cache is neither read nor filled.
+   */
+  async get(userId: string, fetch: () => Promise<T[]>, usable: boolean): Promise<T[]> {
+    if (usable) {
+      const hit = this.#entries.get(userId);
+      if (hit && this.now() - hit.at < this.ttlMs) return [...hit.value];
+      if (hit) this.#entries.delete(userId);
+    }
+    const epoch = this.#epoch;
+    const value = await fetch();
+    if (usable && epoch === this.#epoch) {
+      // Oldest first out (a Map keeps insertion order): bounded memory, however many users.
+      if (this.#entries.size >= this.maxUsers) {
+        this.#entries.delete(this.#entries.keys().next().value!);
+      }
+      this.#entries.set(userId, { value: [...value], at: this.now() });
+    }
+    return value;
+  }
+
+  /** The user's subscriptions changed. */
+  forget(userId: string): void {
+    this.#entries.delete(userId);
+    this.#epoch++;
+  }
+
+  /** Anything may have changed (the change feed was lost). */
+  clear(): void {
+    this.#entries.clear();
+    this.#epoch++;
+  }
+
+  /** How many users are cached (for tests and metrics). */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
