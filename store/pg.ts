@@ -696,7 +696,8 @@ class PgStore implements Store {
     const rows = await this.#q((sql) =>
       sql<{ user_id: string }[]>`
         with prev as (
-          select user_id from push_subscriptions where endpoint = ${sub.endpoint}
+          -- Locked, so an upsert of the same endpoint racing this one is seen, not missed.
+          select user_id from push_subscriptions where endpoint = ${sub.endpoint} for update
         ), up as (
           insert into push_subscriptions (endpoint, user_id, session_id, keys, created_at)
           values (${sub.endpoint}, ${sub.user_id}, ${sub.session_id}, ${sql.json(sub.keys)},

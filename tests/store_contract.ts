@@ -443,6 +443,7 @@ export function storeContract(factory: StoreFactory): void {
     assert.equal(await store.removePushSubscription(user, sub.endpoint), true);
     assert.deepEqual(await store.listPushSubscriptions(user), []);
     await store.addPushSubscription(sub);
+    assert.equal((await store.listPushSubscriptions(user)).length, 1);
     assert.deepEqual(await store.listPushSubscriptions(other), []);
     // The same browser endpoint now signed in as another user moves to them.
     await store.addPushSubscription({ ...sub, user_id: other });

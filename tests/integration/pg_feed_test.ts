@@ -304,3 +304,39 @@ t(
     }
   },
 );
+
+t(
+  "a push subscription added while an instance's feed is down is seen once it is back",
+  async (schema) => {
+    // The NOTIFY is missed; the instance must not go on trusting what it cached before.
+    const a = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    const b = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      const sub = {
+        endpoint: `https://push.example/${crypto.randomUUID()}`,
+        keys: { p256dh: "p", auth: "a" },
+        user_id: "lou",
+        session_id: "s",
+        created_at: new Date().toISOString(),
+      };
+      assert.deepEqual(await a.listPushSubscriptions("lou"), []); // cached: nobody
+      await admin`
+      select pg_terminate_backend(pid) from pg_stat_activity
+      where query ilike ${`listen "blotter_inbox:${schema}"%`} and pid <> pg_backend_pid()`;
+      await eventually(() => !a.changes.connected);
+      await b.addPushSubscription(sub); // A hears nothing of this
+      assert.equal(
+        (await a.listPushSubscriptions("lou")).length,
+        1,
+        "while down: asks the database",
+      );
+      await eventually(() => a.changes.connected, 15_000);
+      assert.equal((await a.listPushSubscriptions("lou")).length, 1, "back: not the old answer");
+    } finally {
+      await admin.end();
+      await a.close();
+      await b.close();
+    }
+  },
+);
