@@ -414,7 +414,11 @@ class KvStore implements Store {
     const out: PushSubscriptionRecord[] = [];
     for await (const e of this.#kv.list({ prefix: ["up", userId] })) {
       const sub = (await this.#kv.get<PushSubscriptionRecord>(["push", e.key[2] as string])).value;
-      if (sub) out.push(sub);
+      if (!sub) continue;
+      // One that raced its device's sign-out (added just after the revoke removed the device's
+      // subscriptions) is never used: a signed-out device gets no alerts.
+      const session = (await this.#kv.get<Session>(["session", sub.session_id])).value;
+      if (!session?.revoked_at) out.push(sub);
     }
     return out;
   }

@@ -765,7 +765,15 @@ class PgStore implements Store {
           keys: { p256dh: string; auth: string };
           created_at: Date;
         }[]
-      >`select * from push_subscriptions where user_id = ${userId} order by created_at`
+      >`
+        select p.* from push_subscriptions p
+        where p.user_id = ${userId}
+          -- One that raced its device's sign-out (inserted just after the revoke's delete) is
+          -- never used: a signed-out device gets no alerts.
+          and not exists (
+            select 1 from sessions s where s.id = p.session_id and s.revoked_at is not null
+          )
+        order by p.created_at`
     );
     return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString() }));
   }

@@ -406,6 +406,15 @@ export function storeContract(factory: StoreFactory): void {
     assert.ok((await store.sessionByTokenHash(hash))?.revoked_at);
     assert.deepEqual((await store.listSessions(user)).map((s) => s.id), [s1.id]);
     assert.deepEqual(await store.listPushSubscriptions(user), []);
+    // A subscribe that raced the sign-out and landed just after it is never used.
+    await store.addPushSubscription({
+      endpoint: "https://push.example/late",
+      keys: { p256dh: "p", auth: "a" },
+      user_id: user,
+      session_id: s2.id,
+      created_at: tick().toISOString(),
+    });
+    assert.deepEqual(await store.listPushSubscriptions(user), []);
     for (let i = 0; i < 40 && revokedIds.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
