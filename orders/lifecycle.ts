@@ -84,6 +84,10 @@ const ACCEPTS: Record<OrderStatus, ReadonlySet<EventType>> = {
     "order_cancel_rejected",
   ]),
   pending_replace: new Set<EventType>([
+    // A replace may be asked before the venue acknowledged the order (CONTRACT: only a final
+    // order refuses one): the acknowledgement, or a rejection, can then still arrive.
+    "new",
+    "rejected",
     "partial_fill",
     "fill",
     "replaced",
@@ -155,9 +159,6 @@ export function requestReplace(order: Order, changes: ReplaceRequest, now: Date)
   }
   if (order.status === "pending_cancel" || order.status === "pending_replace") {
     return { refused: `the order is ${order.status}; wait for the venue`, code: "conflict" };
-  }
-  if (order.status === "pending_new") {
-    return { refused: "the venue has not accepted the order yet; try again", code: "conflict" };
   }
   if (order.notional !== null) {
     return { refused: "notional orders cannot be replaced", code: "invalid_request" };

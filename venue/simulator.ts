@@ -207,12 +207,8 @@ export function startSimulator(opts: {
     const known = SYMBOLS[o.symbol];
     if (!known) return REASONS.unknownSymbol;
     if (o.qty !== null && dec(o.qty).gt(MAX_QTY)) return REASONS.buyingPower;
+    // Exactly CONTRACT's two limits: an order of 1,000,000 shares is worked, however dear.
     if (o.notional !== null && dec(o.notional).gt(MAX_NOTIONAL)) return REASONS.buyingPower;
-    if (o.qty !== null && o.limit_price !== null) {
-      if (dec(o.qty).mul(dec(o.limit_price)).gt(MAX_NOTIONAL)) return REASONS.buyingPower;
-    } else if (o.qty !== null && dec(o.qty).mul(nav(o.symbol)).gt(MAX_NOTIONAL)) {
-      return REASONS.buyingPower;
-    }
     if (known.assetClass !== o.asset_class) return REASONS.assetClass;
     return null;
   };
@@ -309,11 +305,11 @@ export function startSimulator(opts: {
         return;
       default:
         if (order.type !== "market") return rest(order);
-        // Stocks and ETFs: 2-4 partial fills and a fill (dollar orders: one or two fills), at
-        // least 200 ms apart, done within about 3 s.
+        // Stocks and ETFs, by quantity or by amount: 2-4 partial fills and a fill, at least
+        // 200 ms apart, done within about 3 s.
         fillRemaining(
           order,
-          order.notional !== null ? 1 + Math.floor(random() * 2) : 3 + Math.floor(random() * 3),
+          3 + Math.floor(random() * 3),
           ms(100, 200),
           () => ms(250, 250),
           () => priceOf(order.symbol),
@@ -402,7 +398,8 @@ export function startSimulator(opts: {
   // --- what the venue hears --------------------------------------------------------------------
 
   const cancelSoon = (userId: string, orderId: string) => {
-    later(ms(100, 400), async () => {
+    // 100-350 ms, leaving room for the write inside CONTRACT's 500 ms.
+    later(ms(100, 250), async () => {
       // Already final (a fill, a close or an earlier cancel got there first): nothing to cancel.
       const current = await store.getOrder(userId, orderId);
       if (!current || isFinal(current.status)) return;

@@ -361,3 +361,38 @@ t(
     }
   },
 );
+
+t("PATCH before the venue acknowledged is 202 pending_replace; on a final order 409", async () => {
+  // CONTRACT: only a final order refuses a replace. With SIMULATOR=off every order waits in
+  // pending_new until a venue reports, so this is the first thing an integrator tries.
+  const s = await startServer();
+  try {
+    const { token } = await login(s.url, "pat");
+    const body = { ...ORDER, type: "limit", limit_price: "1.00" };
+    const { json: placed } = await api(s.url, token, "POST", "/api/v1/orders", body);
+    assert.equal(placed.status, "pending_new");
+    const replace = await api(s.url, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "2" });
+    assert.equal(replace.status, 202);
+    assert.equal(replace.json.status, "pending_replace");
+    const at = new Date().toISOString();
+    // The venue's acknowledgement arriving now is accepted and leaves the replace pending.
+    assert.equal(
+      (await ingest(s.url, { order_id: placed.id, exec_id: "w-1", type: "new", at }))
+        .status,
+      201,
+    );
+    const replaced = await ingest(s.url, {
+      order_id: placed.id,
+      exec_id: "w-2",
+      type: "replaced",
+      at,
+      qty: "2",
+    });
+    assert.equal(replaced.status, 201);
+    const final = await api(s.url, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "3" });
+    assert.equal(final.status, 409);
+    assert.equal(final.json.error.code, "conflict");
+  } finally {
+    await s.stop();
+  }
+});

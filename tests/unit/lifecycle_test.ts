@@ -104,6 +104,8 @@ const LEGAL: Record<OrderStatus, Partial<Record<EventType, OrderStatus>>> = {
     order_cancel_rejected: "new",
   },
   pending_replace: {
+    new: "pending_replace",
+    rejected: "rejected",
     partial_fill: "pending_replace",
     fill: "filled",
     replaced: "replaced",
@@ -278,6 +280,17 @@ Deno.test("replace requests carry what was asked and respect the order's kind", 
   assert.ok(isRefused(final) && final.code === "conflict");
   const notional = requestReplace(order("new", { qty: null, notional: "100" }), { qty: "1" }, NOW);
   assert.ok(isRefused(notional) && notional.code === "invalid_request");
+});
+
+Deno.test("a replace asked before the venue's acknowledgement is pending; the ack keeps it so", () => {
+  // CONTRACT: PATCH answers 202 pending_replace unless the order is final.
+  const pending = applied(requestReplace(order("pending_new"), { qty: "5" }, NOW));
+  assert.equal(pending.order.status, "pending_replace");
+  const acked = applied(applyReport(pending.order, report("new"), ctx));
+  assert.equal(acked.order.status, "pending_replace");
+  const done = applied(applyReport(acked.order, report("replaced", { qty: "5" }), ctx));
+  assert.equal(done.order.status, "replaced");
+  assert.equal(done.steps.at(-1)?.order.qty, "5");
 });
 
 Deno.test("notional orders fill up to their notional, never beyond", () => {

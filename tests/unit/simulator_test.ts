@@ -8,6 +8,7 @@ import { silentLogger } from "../../log.ts";
 import { dec } from "../../orders/decimal.ts";
 import { type Order, OrderRequest } from "../../orders/model.ts";
 import { openKvStore } from "../../store/kv.ts";
+import { eventually } from "../helpers.ts";
 import type { Store } from "../../store/store.ts";
 import { type Simulator, startSimulator } from "../../venue/simulator.ts";
 
@@ -181,11 +182,27 @@ t("crypto fills a fractional qty of 0.00012345", async (store) => {
   assert.ok(fills.length >= 1 && fills.length <= 2);
 });
 
-t("a stock dollar order never spends more than its notional", async (store) => {
-  const order = await place(store, { symbol: "AAPL", notional: "1000.00" });
-  const filled = await settled(store, order.id, "filled");
-  assert.ok(dec(filled.filled_notional).lte("1000.00"));
-  assert.ok(dec(filled.filled_qty).gt(0));
+t(
+  "a stock dollar order: 2-4 partial fills and a fill, never more than its notional",
+  async (store) => {
+    const order = await place(store, { symbol: "AAPL", notional: "1000.00" });
+    const filled = await settled(store, order.id, "filled");
+    assert.ok(dec(filled.filled_notional).lte("1000.00"));
+    assert.ok(dec(filled.filled_qty).gt(0));
+    const types = (await store.orderEvents(USER, order.id)).map((e) => e.type);
+    const partials = types.filter((t) => t === "partial_fill").length;
+    assert.ok(partials >= 2 && partials <= 4, types.join(","));
+    assert.equal(types.at(-1), "fill");
+  },
+);
+
+t("exactly 1,000,000 shares is within the limit, however dear", async (store) => {
+  // CONTRACT rejects qty above 1,000,000 or notional above 10,000,000, nothing else.
+  const order = await place(store, { symbol: "AAPL", qty: "1000000" });
+  await eventually(async () =>
+    (await store.orderEvents(USER, order.id)).some((e) => e.type === "new")
+  );
+  assert.notEqual((await store.getOrder(USER, order.id))?.status, "rejected");
 });
 
 t("a mutual fund notional of 250.00 fills once at the NAV within it", async (store) => {
