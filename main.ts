@@ -72,6 +72,18 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   if (config.auth.mode === "dev") {
     log.warn("AUTH_MODE=dev: anyone can sign in as anyone. Never use it in production.");
   }
+  // Accepted (CONTRACT sets no length), but said: a short shared secret can be guessed.
+  for (
+    const [name, value, min] of [
+      ["INGEST_TOKEN", config.ingestToken, 16],
+      ["AUTH_JWT_SECRET", config.auth.jwtSecret, 32],
+      ["AUTH_SERVICE_TOKEN", config.auth.serviceToken, 16],
+    ] as const
+  ) {
+    if (value !== null && value.length < min) {
+      log.warn(`${name} is short: use at least ${min} random characters`);
+    }
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

@@ -63,8 +63,8 @@ export function jwtVerifier(
   return async (token) => {
     try {
       const payload = await verifyRaw(token);
-      // A token that never expires is not accepted (the library checks exp only if present).
-      if (typeof payload.exp !== "number") return null;
+      // exp is honoured when present (the library checks it); CONTRACT asks only for sub and sid,
+      // so a token without one is accepted and lasts until its session (sid) is revoked.
       const sub = payload.sub, sid = payload.sid;
       if (typeof sub !== "string" || !sub || typeof sid !== "string" || !sid) return null;
       return { userId: sub, sessionId: sid };

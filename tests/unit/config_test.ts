@@ -66,3 +66,22 @@ Deno.test("deno task dev defaults AUTH_MODE=dev and SIMULATOR=on, unless the env
   assert.equal(loadConfig(withDevDefaults({})).simulator, true);
   assert.equal(loadConfig(withDevDefaults({ SIMULATOR: "off" })).simulator, false);
 });
+
+Deno.test("every bad setting is reported at once, the cross-setting ones included", () => {
+  const problems = problemsOf({ PORT: "abc", VAPID_PUBLIC_KEY: "x", PUSH_ENDPOINT_ALLOW: "nope" });
+  for (const name of ["PORT", "AUTH_MODE", "VAPID_PUBLIC_KEY", "PUSH_ENDPOINT_ALLOW"]) {
+    assert.ok(problems.some((p) => p.startsWith(name)), `${name} in ${problems.join(" | ")}`);
+  }
+});
+
+Deno.test("short secrets are accepted (no length in CONTRACT); an origin may end in /", () => {
+  const c = loadConfig({
+    AUTH_MODE: "jwt",
+    AUTH_JWT_SECRET: "secret",
+    INGEST_TOKEN: "tok",
+    PUSH_ENDPOINT_ALLOW: "http://127.0.0.1:9999/, https://push.example",
+  });
+  assert.equal(c.ingestToken, "tok");
+  assert.equal(c.auth.jwtSecret, "secret");
+  assert.deepEqual([...c.pushEndpointAllow], ["http://127.0.0.1:9999", "https://push.example"]);
+});
