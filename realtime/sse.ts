@@ -26,7 +26,8 @@ export function frame(msg: { id?: number; event?: string; data: string }): strin
 
 /** The headers every stream answers with. */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "content-type": "text/event-stream; charset=utf-8",
+  // Exactly as CONTRACT gives it (an event stream is UTF-8 by definition).
+  "content-type": "text/event-stream",
   "cache-control": "no-cache",
   "x-accel-buffering": "no",
 });
@@ -41,8 +42,9 @@ export function resumePoint(
 ): number | null | "malformed" {
   const raw = header ?? query;
   if (raw === undefined || raw === null) return null;
-  if (!/^\d{1,15}$/.test(raw.trim())) return "malformed";
-  return Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim())) return "malformed";
+  // A position past any seq (however many digits) is "ahead": the stream answers `reset`.
+  return Math.min(Number(raw.trim()), Number.MAX_SAFE_INTEGER);
 }
 
 /** How a stream turns events into messages: JSON (every event) or HTML (coalesced). */

@@ -19,7 +19,7 @@ t("JSON events carry id = seq, event: order, one line of data; retry and heartbe
   try {
     const { token } = await login(s.url, "ann");
     const res = await fetch(`${s.url}/api/v1/stream`, { headers: bearer(token) });
-    assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
     assert.equal(res.headers.get("cache-control"), "no-cache");
     assert.equal(res.headers.get("x-accel-buffering"), "no");
     await res.body?.cancel();
@@ -139,6 +139,14 @@ t("a position the server cannot serve gets event: reset, never a silent gap", as
     await ahead.until((c) => c.orders().length === 1);
     assert.equal(ahead.orders()[0].seq, 2);
     ahead.close();
+    // However many digits: still a position, still ahead, still a reset (not a 400).
+    const far = await SseClient.open(
+      `${s.url}/api/v1/stream`,
+      bearer(token, { "last-event-id": "9".repeat(25) }),
+    );
+    assert.equal(far.status, 200);
+    await far.until((c) => c.messages.some((m) => m.event === "reset"));
+    far.close();
   } finally {
     await s.stop();
   }
