@@ -15,9 +15,13 @@ import type { AppEnv, AuthInfo, Deps } from "./context.ts";
 import { parseWith, readJson } from "./middleware.ts";
 import type { Limits } from "./rate_limit.ts";
 
-/** A username for dev-mode login: becomes the user id. */
+/**
+ * A username for dev-mode login ("any username", CONTRACT): becomes the user id. Only what cannot
+ * be a name is refused: nothing at all, over 64 characters, or control characters.
+ */
 export const Username = z.string({ error: "username is required" }).trim()
-  .regex(/^[A-Za-z0-9_.@-]{1,64}$/, "username: 1-64 letters, digits, _ . @ -");
+  .min(1, "username is required").max(64, "username: at most 64 characters")
+  .regex(/^[^\p{Cc}]+$/u, "username: no control characters");
 
 const ListQuery = z.strictObject({
   status: z.enum(["open", "closed", "all"], { error: "status must be open, closed or all" })

@@ -396,3 +396,26 @@ t("PATCH before the venue acknowledged is 202 pending_replace; on a final order 
     await s.stop();
   }
 });
+
+t(
+  "dev sign-in takes any username; only empty, over-long or control characters are 400",
+  async () => {
+    const s = await startServer();
+    try {
+      for (
+        const username of ["Ada Lovelace", "trader+1@firm.example", "日本の投資家", "<b>x</b>"]
+      ) {
+        const res = await api(s.url, "", "POST", "/api/v1/sessions", { username });
+        assert.equal(res.status, 201, username);
+        assert.equal(res.json.user_id, username);
+      }
+      for (const username of ["", "   ", "x".repeat(65), "a\u0000b", "line\nbreak"]) {
+        const res = await api(s.url, "", "POST", "/api/v1/sessions", { username });
+        assert.equal(res.status, 400, JSON.stringify(username));
+        assert.equal(res.json.error.code, "invalid_request");
+      }
+    } finally {
+      await s.stop();
+    }
+  },
+);
