@@ -224,17 +224,16 @@
   function adaptTicket() {
     const form = $("#order-ticket");
     if (!form) return;
-    const cls = form.elements.asset_class.value;
     const type = form.elements.type.value;
-    const byDollars = cls === "mutual_fund" || form.dataset.amount === "notional";
     const show = (sel, on) => {
       const label = $(sel, form);
       label.hidden = !on;
       const input = $("input", label);
       input.disabled = !on;
     };
-    show(".field-qty", !byDollars || type !== "market");
-    show(".field-notional", byDollars && type === "market");
+    // A market order is sized by quantity or by amount, in any asset class (mutual funds usually
+    // by amount); the one left empty is not sent. Other types are sized by quantity.
+    show(".field-notional", type === "market");
     show(".field-limit", type === "limit" || type === "stop_limit");
     show(".field-stop", type === "stop" || type === "stop_limit");
   }

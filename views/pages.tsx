@@ -103,8 +103,8 @@ function Ticket(props: { error?: string }) {
       <label class="field-qty">
         Quantity <input name="qty" inputmode="decimal" autocomplete="off" placeholder="10" />
       </label>
-      <label class="field-notional" hidden>
-        Amount ($){" "}
+      <label class="field-notional">
+        or amount ($){" "}
         <input name="notional" inputmode="decimal" autocomplete="off" placeholder="250.00" />
       </label>
       <label class="field-limit" hidden>

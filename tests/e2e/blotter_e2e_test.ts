@@ -90,3 +90,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "e2e: the ticket sizes a market order by qty or by notional, in any asset class",
+  ignore: NO_BROWSER,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.1" });
+    const browser = await launch();
+    try {
+      const page = await browser.newPage();
+      await signIn(page, server.url, "sizer");
+      const place = async (symbol: string, field: "qty" | "notional", value: string) => {
+        await page.fill("#order-ticket input[name=symbol]", symbol);
+        await page.fill(`#order-ticket input[name=${field}]`, value);
+        await page.click("#order-ticket button[type=submit]");
+        await page.waitForSelector(`#orders-body tr[data-status=filled] >> text=${symbol}`, {
+          timeout: 15_000,
+        });
+      };
+      await place("AAPL", "notional", "100.00"); // a stock by amount
+      await place("VFIAX", "qty", "2"); // a mutual fund by quantity
+      await place("VOO", "qty", "1");
+      // Limit orders are sized by quantity only.
+      await page.selectOption("#order-ticket select[name=type]", "limit");
+      assert.equal(await page.isVisible("#order-ticket input[name=notional]"), false);
+      assert.equal(await page.isVisible("#order-ticket input[name=qty]"), true);
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  },
+});
