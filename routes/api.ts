@@ -23,7 +23,8 @@ export const Username = z.string({ error: "username is required" }).trim()
   .min(1, "username is required").max(64, "username: at most 64 characters")
   .regex(/^[^\p{Cc}]+$/u, "username: no control characters");
 
-const ListQuery = z.strictObject({
+// Unknown query parameters are ignored (a cache-buster or a tracing tag must not break a list).
+const ListQuery = z.object({
   status: z.enum(["open", "closed", "all"], { error: "status must be open, closed or all" })
     .default("all"),
   limit: z.string().regex(/^\d{1,3}$/, "limit must be 1..200").transform(Number)

@@ -78,6 +78,11 @@ t("bad input is a clear 400 and changes nothing", async () => {
     assert.equal((await api(s.url, token, "GET", "/api/v1/orders?limit=0")).status, 400);
     assert.equal((await api(s.url, token, "GET", "/api/v1/orders?status=weird")).status, 400);
     assert.equal((await api(s.url, token, "GET", "/api/v1/orders?cursor=zzz")).status, 400);
+    // An unknown query parameter (a cache-buster) is ignored, not refused.
+    assert.equal(
+      (await api(s.url, token, "GET", "/api/v1/orders?limit=5&_=1732500000")).status,
+      200,
+    );
     const noType = await fetch(`${s.url}/api/v1/orders`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}` },
