@@ -169,6 +169,18 @@ t("a replace of a resting limit confirms the new terms on a replacement order", 
   assert.equal(replacement.limit_price, "2");
 });
 
+t(
+  "a replace asked right after placing (maybe before the ack) ends in a replacement",
+  async (store) => {
+    const order = await place(store, { symbol: "AAPL", type: "limit", limit_price: "1", qty: "5" });
+    // No wait for `new`: the venue acknowledges while the replace is pending, then confirms it.
+    await store.requestReplace(USER, order.id, { qty: "3" }, new Date());
+    const old = await settled(store, order.id, "replaced");
+    const replacement = await settled(store, old.replaced_by!, "new");
+    assert.equal(replacement.qty, "3");
+  },
+);
+
 t("crypto fills a fractional qty of 0.00012345", async (store) => {
   const order = await place(store, {
     symbol: "BTC-USD",
