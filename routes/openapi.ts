@@ -241,7 +241,7 @@ function paths(): Schema {
         requestBody: { content: json(ref("ReplaceRequest")) },
         responses: {
           "202": order,
-          "409": errorResponse("Final or pending"),
+          "409": errorResponse("Final, or a cancel or replace is pending"),
           "404": errorResponse("Not found"),
         },
       },
@@ -268,7 +268,7 @@ function paths(): Schema {
         parameters: [ORDER_ID],
         responses: {
           "202": order,
-          "409": errorResponse("Already final"),
+          "409": errorResponse("Already final, or a replace is pending"),
           "404": errorResponse("Not found"),
         },
       },
