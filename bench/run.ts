@@ -11,19 +11,10 @@
  * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); uses its own schema.
  */
 import postgres from "postgres";
-import { highestHeld, type Received, record, rssKb, step } from "./load.ts";
+import { benchOptions, type Received, record, rssKb, runSteps, step } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.join(" ").split("--").filter(Boolean).map((a) => a.trim().split(/\s+/)),
-);
-const STREAMS = Number(args.streams ?? 5000);
-const USERS = Number(args.users ?? 1000);
-const RATE = Number(args.rate ?? 1000);
-/** `--rates 250,500,1000`: one step per rate on the same streams; reports the highest that held. */
-const RATES: number[] = args.rates ? String(args.rates).split(",").map(Number) : [RATE];
-/** The latency bar for "sustained" in a --rates search (the issue's: p99 under 100 ms). */
-const P99_BAR_MS = 100;
-const SECONDS = Number(args.seconds ?? 20);
+const options = benchOptions();
+const { streams: STREAMS, users: USERS, rates: RATES, seconds: SECONDS } = options;
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 const SCHEMA = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
 const PORT = 18000 + Math.floor(Math.random() * 1000);
@@ -137,7 +128,6 @@ try {
   }
   await new Promise((r) => setTimeout(r, 3000));
   const rssIdle = rssKb(server.pid);
-  const perStream = (rssIdle - rssBefore) / STREAMS;
 
   // Load: `rate` reports/s in batches every 10 ms, each a fill on some user's order.
   const streamsPerUser = STREAMS / USERS;
@@ -158,25 +148,7 @@ try {
       }),
       send: (batch) => post("/api/v1/executions", INGEST, batch),
     });
-  const steps = [];
-  for (const rate of RATES) {
-    console.log(`step: ${rate} reports/s for ${SECONDS} s`);
-    const r = await runStep(rate);
-    console.log(JSON.stringify(r));
-    steps.push(r);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-  const result = {
-    date: new Date().toISOString(),
-    cpus: navigator.hardwareConcurrency,
-    streams: STREAMS,
-    users: USERS,
-    server_rss_mb: { before_streams: rssBefore >> 10, idle_streams: rssIdle >> 10 },
-    server_kb_per_idle_stream: +perStream.toFixed(1),
-    highest_rate_with_p99_under_100ms: highestHeld(steps, P99_BAR_MS),
-    ...(steps.length === 1 ? steps[0] : { steps }),
-  };
-  console.log(JSON.stringify(result, null, 2));
+  await runSteps({ ...options, rssBefore, rssIdle, run: runStep });
 } finally {
   for (const s of streams) s.abort();
   server.kill("SIGTERM");

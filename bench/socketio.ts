@@ -11,19 +11,13 @@
  * Socket.IO usually runs. Clients use the websocket transport only (no long-polling upgrade).
  */
 import { io as connect, type Socket } from "socket.io-client";
-import { highestHeld, type Received, record, rssKb, step } from "./load.ts";
-
-const args = Object.fromEntries(
-  Deno.args.join(" ").split("--").filter(Boolean).map((a) => a.trim().split(/\s+/)),
-);
+import { benchOptions, type Received, record, rssKb, runSteps, step } from "./load.ts";
 
 await drive();
 
 async function drive(): Promise<void> {
-  const STREAMS = Number(args.streams ?? 5000);
-  const USERS = Number(args.users ?? 1000);
-  const RATES: number[] = String(args.rates ?? args.rate ?? 1000).split(",").map(Number);
-  const SECONDS = Number(args.seconds ?? 20);
+  const options = benchOptions();
+  const { args, streams: STREAMS, users: USERS, rates: RATES, seconds: SECONDS } = options;
   const PORT = 19000 + Math.floor(Math.random() * 1000);
   const URL_ = `http://127.0.0.1:${PORT}`;
 
@@ -66,50 +60,36 @@ async function drive(): Promise<void> {
     await new Promise((r) => setTimeout(r, 3000));
     const rssIdle = rssKb(server.pid);
 
-    const steps = [];
-    for (const rate of RATES) {
-      const r = await step({
-        rate,
-        seconds: SECONDS,
-        fanout: STREAMS / USERS,
-        serverPid: server.pid,
-        received,
-        report: (i, exec_id, at) => ({
-          order_id: `u${i % USERS}:1`,
-          exec_id,
-          type: "partial_fill",
-          at,
-          last_qty: "1",
-          last_price: "187.50",
+    await runSteps({
+      ...options,
+      rssBefore,
+      rssIdle,
+      extra: { server_runtime: runtime },
+      run: (rate) =>
+        step({
+          rate,
+          seconds: SECONDS,
+          fanout: STREAMS / USERS,
+          serverPid: server.pid,
+          received,
+          report: (i, exec_id, at) => ({
+            order_id: `u${i % USERS}:1`,
+            exec_id,
+            type: "partial_fill",
+            at,
+            last_qty: "1",
+            last_price: "187.50",
+          }),
+          send: async (batch) => {
+            const res = await fetch(`${URL_}/executions`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify(batch),
+            });
+            await res.body?.cancel();
+          },
         }),
-        send: async (batch) => {
-          const res = await fetch(`${URL_}/executions`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(batch),
-          });
-          await res.body?.cancel();
-        },
-      });
-      console.log(JSON.stringify(r));
-      steps.push(r);
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-    console.log(JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        server_runtime: runtime,
-        cpus: navigator.hardwareConcurrency,
-        streams: STREAMS,
-        users: USERS,
-        server_rss_mb: { before_streams: rssBefore >> 10, idle_streams: rssIdle >> 10 },
-        server_kb_per_idle_stream: +((rssIdle - rssBefore) / STREAMS).toFixed(1),
-        highest_rate_with_p99_under_100ms: highestHeld(steps, 100),
-        ...(steps.length === 1 ? steps[0] : { steps }),
-      },
-      null,
-      2,
-    ));
+    });
   } finally {
     for (const s of sockets) s.disconnect();
     server.kill("SIGTERM");
