@@ -411,14 +411,22 @@ class KvStore implements Store {
   }
 
   async listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]> {
-    const out: PushSubscriptionRecord[] = [];
+    // Asked on every fill: batched reads (getMany takes up to 10 keys), not two per subscription.
+    const endpoints: string[] = [];
     for await (const e of this.#kv.list({ prefix: ["up", userId] })) {
-      const sub = (await this.#kv.get<PushSubscriptionRecord>(["push", e.key[2] as string])).value;
-      if (!sub) continue;
+      endpoints.push(e.key[2] as string);
+    }
+    const out: PushSubscriptionRecord[] = [];
+    for (let i = 0; i < endpoints.length; i += 10) {
+      const subs = (await this.#kv.getMany<PushSubscriptionRecord[]>(
+        endpoints.slice(i, i + 10).map((e) => ["push", e]),
+      )).flatMap((g) => g.value ? [g.value] : []);
+      const sessions = await this.#kv.getMany<Session[]>(
+        subs.map((s) => ["session", s.session_id]),
+      );
       // One that raced its device's sign-out (added just after the revoke removed the device's
       // subscriptions) is never used: a signed-out device gets no alerts.
-      const session = (await this.#kv.get<Session>(["session", sub.session_id])).value;
-      if (!session?.revoked_at) out.push(sub);
+      out.push(...subs.filter((_, j) => !sessions[j].value?.revoked_at));
     }
     return out;
   }
