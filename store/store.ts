@@ -6,13 +6,11 @@
  * The event log, numbered per user by `seq` (1, 2, 3, … no gaps, in commit order), is the truth;
  * everything downstream (hub, streams, push) can be rebuilt from `eventsSince`.
  */
-import { FINAL_STATUSES, OPEN_STATUSES } from "../orders/model.ts";
 import type {
   ExecutionReport,
   Order,
   OrderEvent,
   OrderRequest,
-  OrderStatus,
   ReplaceRequest,
   UserEvent,
 } from "../orders/model.ts";
@@ -89,14 +87,8 @@ export interface ChangeSource {
   readonly connected: boolean;
 }
 
-/** Everything Blotter keeps. All methods are safe to call concurrently. */
-export interface Store {
-  /** Which backend this is, for logs and /readyz. */
-  readonly kind: "kv" | "postgres";
-  /** The change feed of this store. */
-  readonly changes: ChangeSource;
-
-  // --- orders -----------------------------------------------------------------------------------
+/** Orders: the user's actions, the venue's reports, and the reads of snapshots. */
+export interface OrderStore {
   /**
    * Places an order in `pending_new` and appends its `pending_new` event. With a client_order_id
    * this user already used, writes nothing and returns that order (`created: false`).
@@ -130,8 +122,10 @@ export interface Store {
   workingOrders(limit: number): Promise<Array<{ user_id: string; order: Order }>>;
   /** The owner of an order, or null: the venue reports by order id alone. */
   orderOwner(orderId: string): Promise<string | null>;
+}
 
-  // --- the event log ----------------------------------------------------------------------------
+/** The per-user event log, numbered by seq: what streams replay and catch up from. */
+export interface EventLog {
   /** The user's events with seq > `afterSeq`, ascending, at most `limit`. */
   eventsSince(userId: string, afterSeq: number, limit: number): Promise<OrderEvent[]>;
   /**
@@ -148,8 +142,10 @@ export interface Store {
   oldestSeq(userId: string): Promise<number | null>;
   /** Deletes events older than `before` (retention), never a user's latest; returns how many. */
   pruneEvents(before: Date): Promise<number>;
+}
 
-  // --- sessions ---------------------------------------------------------------------------------
+/** Device sessions: sign-in, the devices page, sign-out. */
+export interface SessionStore {
   /** Stores a new session with the SHA-256 hash (hex) of its bearer token. */
   createSession(
     session: Omit<Session, "revoked_at" | "last_seen_at">,
@@ -170,8 +166,10 @@ export interface Store {
    * its push subscriptions; notifies the change feed. Returns false if there was none.
    */
   revokeSession(userId: string | null, sessionId: string, now: Date): Promise<boolean>;
+}
 
-  // --- push subscriptions -----------------------------------------------------------------------
+/** Browsers' Web Push subscriptions: whom to alert. */
+export interface PushSubscriptionStore {
   /** Adds or replaces (by endpoint) a push subscription. */
   addPushSubscription(sub: PushSubscriptionRecord): Promise<void>;
   /** Removes this user's subscription with that endpoint; false if there was none. */
@@ -180,26 +178,53 @@ export interface Store {
   removePushSubscriptionByEndpoint(endpoint: string): Promise<void>;
   /** This user's subscriptions. */
   listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]>;
+}
+
+/** Once-only alerts across every instance that shares the store. */
+export interface AlertClaims {
   /**
    * Claims the alert for one event: true for exactly one caller across every instance sharing
    * the store, so N instances that all hear an event send its Web Push once, not N times.
    */
   claimAlert(userId: string, seq: number, now: Date): Promise<boolean>;
+}
 
-  // --- settings ---------------------------------------------------------------------------------
+/** Small values kept once per installation (e.g. the generated VAPID keys). */
+export interface SettingsStore {
   /** A stored setting, or null. */
   getSetting(key: string): Promise<string | null>;
   /** Stores the value unless the key exists; returns whichever value is stored (first wins). */
   setSettingIfAbsent(key: string, value: string): Promise<string>;
-
-  /** Whether the store answers right now (for /readyz). */
-  ping(): Promise<boolean>;
-  /** Releases connections; further calls fail. */
-  close(): Promise<void>;
 }
 
-/** Order statuses a filter admits (null: all). */
-export function statusesFor(filter: StatusFilter): ReadonlySet<OrderStatus> | null {
-  if (filter === "all") return null;
-  return filter === "open" ? OPEN_STATUSES : FINAL_STATUSES;
+/** The part of a store that carries its change feed. */
+export interface ChangeFeed {
+  /** The change feed of this store. */
+  readonly changes: ChangeSource;
+}
+
+/** What /readyz and the logs ask of a store. */
+export interface Health {
+  /** Which backend this is, for logs and /readyz. */
+  readonly kind: "kv" | "postgres";
+  /** Whether the store answers right now (for /readyz). */
+  ping(): Promise<boolean>;
+}
+
+/**
+ * Everything Blotter keeps: every role above, implemented by one object per backend. Consumers
+ * name the roles they use instead of taking all of it. All methods are safe to call concurrently.
+ */
+export interface Store
+  extends
+    OrderStore,
+    EventLog,
+    SessionStore,
+    PushSubscriptionStore,
+    AlertClaims,
+    SettingsStore,
+    ChangeFeed,
+    Health {
+  /** Releases connections; further calls fail. */
+  close(): Promise<void>;
 }
