@@ -11,7 +11,7 @@ import { createPushDispatcher } from "./realtime/push.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./serve.ts";
 import { openKvStore } from "./store/kv.ts";
-import { openPgStore } from "./store/pg.ts";
+import { openPgStore } from "./store/pg/mod.ts";
 import type { Store } from "./store/store.ts";
 import { startSimulator } from "./venue/simulator.ts";
 

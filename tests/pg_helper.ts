@@ -5,7 +5,7 @@
  */
 import postgres from "postgres";
 import { silentLogger } from "../log.ts";
-import { openPgStore } from "../store/pg.ts";
+import { openPgStore } from "../store/pg/mod.ts";
 import type { Store } from "../store/store.ts";
 
 /** The database tests use. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { silentLogger } from "../../log.ts";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
-import { openPgStore } from "../../store/pg.ts";
+import { openPgStore } from "../../store/pg/mod.ts";
 import { api, eventually, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 

@@ -13,7 +13,7 @@ import {
   NO_POSTGRES,
   openTestPgStore,
 } from "../pg_helper.ts";
-import { openPgStore } from "../../store/pg.ts";
+import { openPgStore } from "../../store/pg/mod.ts";
 import { silentLogger } from "../../log.ts";
 
 Deno.test({

@@ -48,10 +48,14 @@ Deno.test("compose publishes the container port the config listens on", () => {
 Deno.test("the compiled executable embeds every file the server reads beside its code", () => {
   // Files the code opens relative to itself: new URL("…", import.meta.url), not modules.
   const needed = new Set<string>();
+  // Top-level folders with their subfolders (store/pg/, …), and the root's own files.
+  const sources = (dir: string, deep: boolean): string[] =>
+    [...Deno.readDirSync(dir)].flatMap((e) =>
+      e.isDirectory && deep ? sources(`${dir}/${e.name}`, true) : [`${dir}/${e.name}`]
+    );
   for (const dir of ["routes", "store", "realtime", "auth", "views", "venue", "orders", "."]) {
-    for (const entry of Deno.readDirSync(dir)) {
-      if (!/\.tsx?$/.test(entry.name)) continue;
-      const file = `${dir}/${entry.name}`;
+    for (const file of sources(dir, dir !== ".")) {
+      if (!/\.tsx?$/.test(file)) continue;
       const source = Deno.readTextFileSync(file);
       for (const m of source.matchAll(/new URL\("([^"]+)", import\.meta\.url\)/g)) {
         if (/\.tsx?$/.test(m[1])) continue;

@@ -1,0 +1,95 @@
+/**
+ * The user's own writes: placing an order, asking to cancel or replace it. Each is one write
+ * transaction under the user's counter-row lock (transaction.ts), so its events take the user's
+ * next seqs in commit order.
+ */
+import * as lifecycle from "../../orders/lifecycle.ts";
+import { uuidv7 } from "../../orders/ids.ts";
+import type { Order, OrderEvent } from "../../orders/model.ts";
+import { acceptedOrThrow, eventsFromSteps, orderNotFound } from "../common.ts";
+import type { OrderStore, PlaceResult, WriteResult } from "../store.ts";
+import { Changes, writeChanges } from "./changes.ts";
+import type { PgContext } from "./connect.ts";
+import { lockUser, write, type Writers } from "./transaction.ts";
+
+/** placeOrder, requestCancel and requestReplace on Postgres. */
+export function pgActions(
+  ctx: PgContext,
+  writers: Writers,
+): Pick<OrderStore, "placeOrder" | "requestCancel" | "requestReplace"> {
+  /** A user's request on their own order (cancel, replace). */
+  function userAction(
+    userId: string,
+    orderId: string,
+    decide: (order: Order) => lifecycle.Outcome,
+    now: Date,
+  ): Promise<WriteResult> {
+    return write(
+      writers,
+      (tx) => lockUser(tx, userId),
+      async (tx, [{ seq }]): Promise<{ result: WriteResult; write?: Promise<unknown> }> => {
+        const [row] = await tx<{ body: Order }[]>`
+          select body from orders where id = ${orderId} and user_id = ${userId}`;
+        if (!row) throw orderNotFound(orderId);
+        const outcome = acceptedOrThrow(decide(row.body));
+        if (outcome.steps.length === 0) {
+          return { result: { user_id: userId, order: row.body, events: [] } };
+        }
+        const events = eventsFromSteps(outcome.steps, Number(seq) + 1, now);
+        return {
+          result: { user_id: userId, order: outcome.order, events },
+          write: writeChanges(
+            ctx,
+            tx,
+            new Changes().order(userId, outcome.order).events(userId, events),
+          ),
+        };
+      },
+    );
+  }
+
+  return {
+    async placeOrder(userId, request, now): Promise<PlaceResult> {
+      return await write(
+        writers,
+        (tx) => lockUser(tx, userId),
+        async (tx, [{ seq }]): Promise<{ result: PlaceResult; write?: Promise<unknown> }> => {
+          if (request.client_order_id !== null) {
+            const [row] = await tx<{ body: Order; first: OrderEvent | null }[]>`
+              select o.body, (select body from order_events e where e.order_id = o.id
+                              order by seq limit 1) as first
+              from orders o where o.user_id = ${userId}
+                and o.client_order_id = ${request.client_order_id}`;
+            if (row) {
+              const events = row.first ? [row.first] : [];
+              return { result: { user_id: userId, order: row.body, events, created: false } };
+            }
+          }
+          const step = lifecycle.newOrder(request, uuidv7(now.getTime()), now);
+          const events = eventsFromSteps([step], Number(seq) + 1, now);
+          return {
+            result: { user_id: userId, order: step.order, events, created: true },
+            write: writeChanges(
+              ctx,
+              tx,
+              new Changes().order(userId, step.order).events(userId, events),
+            ),
+          };
+        },
+      );
+    },
+
+    requestCancel(userId, orderId, now) {
+      return userAction(userId, orderId, (order) => lifecycle.requestCancel(order, now), now);
+    },
+
+    requestReplace(userId, orderId, changes, now) {
+      return userAction(
+        userId,
+        orderId,
+        (order) => lifecycle.requestReplace(order, changes, now),
+        now,
+      );
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Connecting to Postgres and the schema: opens the query pool, applies ../schema.sql under an
+ * advisory lock, and holds what every other module of the Postgres store shares (`PgContext`).
+ * Also the one place that tells "the database is away" (a 503) from a query's own failure.
+ */
+import postgres from "postgres";
+import type { Logger } from "../../log.ts";
+import { AppError } from "../../orders/errors.ts";
+import type { ChangeListener, ChangeSource, PushSubscriptionRecord } from "../store.ts";
+import { SubscriptionCache } from "../subscription_cache.ts";
+
+/** A postgres.js pool. */
+export type Sql = postgres.Sql;
+/** A postgres.js transaction handle. */
+export type Tx = postgres.TransactionSql;
+
+/** NOTIFY payloads must stay under 8000 bytes; above this, send ids and let listeners fetch. */
+const MAX_PAYLOAD = 7_500;
+
+/** Options for the Postgres store. */
+export interface PgStoreOptions {
+  log: Logger;
+  /** The schema to use (tests use a fresh one per run); created if missing. Default `public`. */
+  schema?: string;
+  /** Pool size for queries (the listener has its own connection). */
+  max?: number;
+  /** Payloads above this many bytes go as ids only (tests lower it to exercise that path). */
+  maxNotifyBytes?: number;
+}
+
+/** The change feed's state: whether the LISTEN connection is up, and who listens. */
+export class PgChanges implements ChangeSource {
+  connected = false;
+  readonly listeners = new Set<ChangeListener>();
+
+  /** Adds a listener, telling it at once whether the feed is up. */
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    if (this.connected) listener.connected();
+    else listener.disconnected("the database change feed is connecting");
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/** What the modules of the Postgres store share: the pool, where to connect, the channels. */
+export interface PgContext {
+  /** The query pool (reads, sessions, subscriptions, the inbox). */
+  readonly sql: Sql;
+  readonly url: string;
+  /** Connection parameters every connection of this store uses (search_path = the schema). */
+  readonly connection: Record<string, string>;
+  readonly log: Logger;
+  /** The NOTIFY channel of order events, revokes and subscription changes. */
+  readonly channel: string;
+  /** The NOTIFY channel that wakes the inbox drain. */
+  readonly inboxChannel: string;
+  readonly maxNotifyBytes: number;
+  readonly changes: PgChanges;
+  /** Whom to alert, per user (asked on every fill); forgotten on NOTIFY `subs`. */
+  readonly subs: SubscriptionCache<PushSubscriptionRecord>;
+  /** Set once by close(): loops (reconnect, inbox drain) stop. */
+  closed: boolean;
+}
+
+/** Connects the query pool, creates the schema if needed and applies schema.sql. */
+export async function connect(url: string, options: PgStoreOptions): Promise<PgContext> {
+  const schema = options.schema ?? "public";
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+  const connection = { search_path: schema, application_name: "blotter" };
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    connection,
+    onnotice: () => {},
+    // Fail fast when the database is away: callers answer 503 and clients retry.
+    connect_timeout: 5,
+  });
+  await sql.unsafe(`create schema if not exists "${schema}"`);
+  const ddl = await Deno.readTextFile(new URL("../schema.sql", import.meta.url));
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext('blotter_schema'))`;
+    await tx.unsafe(ddl);
+  });
+  return {
+    sql,
+    url,
+    connection,
+    log: options.log,
+    channel: `blotter:${schema}`,
+    inboxChannel: `blotter_inbox:${schema}`,
+    maxNotifyBytes: options.maxNotifyBytes ?? MAX_PAYLOAD,
+    changes: new PgChanges(),
+    subs: new SubscriptionCache<PushSubscriptionRecord>(),
+    closed: false,
+  };
+}
+
+/** Runs one query on the pool; "the database is away" becomes a 503. */
+export async function query<T>(ctx: PgContext, run: (sql: Sql) => Promise<T>): Promise<T> {
+  try {
+    return await run(ctx.sql);
+  } catch (err) {
+    throw unavailableIfConnection(err);
+  }
+}
+
+/** Turns "the database is away" into a 503 the API can answer; other errors pass through. */
+export function unavailableIfConnection(err: unknown): unknown {
+  if (isConnectionError(err)) {
+    return new AppError("unavailable", "The database is unavailable; try again shortly");
+  }
+  return err;
+}
+
+/** Whether `err` says the connection or the server went away (not a query's own failure). */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return /^(ECONNREFUSED|ECONNRESET|CONNECT_TIMEOUT|CONNECTION_|EPIPE)/.test(code) ||
+    /^(08|57P)/.test(code);
+}

@@ -1,0 +1,99 @@
+/**
+ * The production store on Postgres (postgres.js), composed from one module per concern:
+ *   connect.ts      the query pool, the schema, the shared context, "database away" → 503
+ *   transaction.ts  the Writers pool and the pipelined write transaction (seq lock)
+ *   changes.ts      what a transaction writes, as one statement, and its NOTIFY payloads
+ *   actions.ts      the user's writes (place, cancel, replace)
+ *   reports.ts      the venue's reports, group-committed
+ *   reads.ts        order reads, paging and the event log
+ *   feed.ts         the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks
+ *   sessions.ts     sessions
+ *   push.ts         push subscriptions, alert claims and the subscription cache
+ *   inbox.ts        the SQL inbox drain
+ *
+ * Every write is one short transaction that locks the user's counter row, takes the next seq,
+ * updates the snapshot, appends the event and `pg_notify`s it, so per user the order of seqs is
+ * the order of commits and every instance's listener hears it right after commit.
+ */
+import type { Store } from "../store.ts";
+import { pgActions } from "./actions.ts";
+import { connect, type PgStoreOptions, query } from "./connect.ts";
+import { startListening } from "./feed.ts";
+import { inboxDrain } from "./inbox.ts";
+import { pgPush } from "./push.ts";
+import { pgEventLog, pgOrderReads } from "./reads.ts";
+import { ReportGroups } from "./reports.ts";
+import { pgSessions } from "./sessions.ts";
+import { openWriters } from "./transaction.ts";
+
+export type { PgStoreOptions } from "./connect.ts";
+
+/** How long close() lets reports already handed in finish before it closes the pools anyway. */
+const CLOSE_WAIT_MS = 5_000;
+
+/** Opens the Postgres store: connects, applies schema.sql, starts the listener. */
+export async function openPgStore(url: string, options: PgStoreOptions): Promise<Store> {
+  const ctx = await connect(url, options);
+  const writers = openWriters(ctx);
+  const groups = new ReportGroups(ctx, writers);
+  const applyReport = groups.applyReport.bind(groups);
+  const eventLog = pgEventLog(ctx);
+  const inbox = inboxDrain(ctx, { applyReport });
+  const listener = await startListening(ctx, eventLog, inbox.wake);
+
+  async function getSetting(key: string): Promise<string | null> {
+    const [row] = await query(
+      ctx,
+      (sql) => sql<{ value: string }[]>`select value from settings where key = ${key}`,
+    );
+    return row?.value ?? null;
+  }
+
+  return {
+    kind: "postgres",
+    changes: ctx.changes,
+    ...pgActions(ctx, writers),
+    applyReport,
+    ...pgOrderReads(ctx),
+    ...eventLog,
+    ...pgSessions(ctx),
+    ...pgPush(ctx),
+
+    getSetting,
+
+    async setSettingIfAbsent(key, value) {
+      await query(
+        ctx,
+        (sql) =>
+          sql`insert into settings (key, value) values (${key}, ${value}) on conflict do nothing`,
+      );
+      return (await getSetting(key))!;
+    },
+
+    async ping() {
+      try {
+        await ctx.sql`select 1`;
+        return true;
+      } catch {
+        // Not swallowed: "false" is the answer /readyz reports (503).
+        return false;
+      }
+    },
+
+    async close() {
+      // Reports already handed in are committed (or answered) before the pool closes.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        groups.idle(),
+        new Promise((r) => timer = setTimeout(r, CLOSE_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
+      ctx.closed = true;
+      await inbox.finished();
+      await listener.delivered();
+      await listener.end();
+      await writers.end();
+      await ctx.sql.end({ timeout: 2 });
+    },
+  };
+}

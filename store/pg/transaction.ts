@@ -1,0 +1,143 @@
+/**
+ * Write transactions: the Writers pool (one-connection pools, one transaction at a time each) and
+ * `write`, which runs lock → decide → write → COMMIT in as few round trips as Postgres allows.
+ * Seq assignment starts here: `lockUser` locks a user's counter row and answers their seq.
+ */
+import postgres from "postgres";
+import {
+  isConnectionError,
+  type PgContext,
+  type Sql,
+  type Tx,
+  unavailableIfConnection,
+} from "./connect.ts";
+
+/** Write transactions run on this many connections of their own (see `write`). */
+const WRITERS = 6;
+
+/** A one-connection pool for transactions; `generation` counts its connection's closes. */
+interface Writer {
+  sql: Sql;
+  generation: number;
+}
+
+/** Write connections: one-connection pools, handed out one transaction at a time. */
+export class Writers {
+  readonly #idle: Writer[] = [];
+  readonly #all: Writer[] = [];
+  readonly #waiting: Array<(w: Writer) => void> = [];
+
+  constructor(count: number, open: (onclose: () => void) => Sql) {
+    for (let i = 0; i < count; i++) {
+      const w: Writer = { sql: null as unknown as Sql, generation: 0 };
+      w.sql = open(() => w.generation++);
+      this.#all.push(w);
+      this.#idle.push(w);
+    }
+  }
+
+  /** The next idle writer (waits, in arrival order, while all are busy). */
+  acquire(): Promise<Writer> {
+    const w = this.#idle.pop();
+    if (w) return Promise.resolve(w);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Gives a writer back (to the longest waiter, if any). */
+  release(w: Writer): void {
+    const next = this.#waiting.shift();
+    if (next) next(w);
+    else this.#idle.push(w);
+  }
+
+  /** Closes every writer's connection. */
+  async end(): Promise<void> {
+    await Promise.all(this.#all.map((w) => w.sql.end({ timeout: 2 })));
+  }
+}
+
+/** Opens the store's writers, on the same database and schema as the query pool. */
+export function openWriters(ctx: PgContext): Writers {
+  return new Writers(WRITERS, (onclose) =>
+    postgres(ctx.url, {
+      max: 1,
+      connection: ctx.connection,
+      onnotice: () => {},
+      connect_timeout: 5,
+      // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
+      // connection ends only when the server or the network ends it.
+      max_lifetime: null,
+      onclose,
+    }));
+}
+
+/** The error for a transaction whose connection went away under it. */
+function connectionLost(): Error {
+  return Object.assign(new Error("the connection closed during the transaction"), {
+    code: "CONNECTION_CLOSED",
+  });
+}
+
+/**
+ * One write transaction in as few round trips as Postgres allows: BEGIN is pipelined with
+ * `lock` (which locks the user's counter row and answers their seq), `decide` reads what it
+ * needs under that lock and returns the result with the one statement that writes it, and that
+ * statement is pipelined with COMMIT (if it fails, the transaction is aborted and COMMIT rolls
+ * it back).
+ *
+ * It runs on a writer: a one-connection pool of its own. Not `sql.begin` (in postgres.js 3.4.9
+ * a BEGIN that lands in a busy connection's pipeline skips the reservation and fails with
+ * UNSAFE_TRANSACTION under load, porsager/postgres#823/#1189) and not `sql.reserve()` (a
+ * reserved connection that dies is put back as open on release, and the next query on it
+ * writes to a null socket outside any promise, which kills the process; seen here restarting
+ * Postgres under load). A one-connection pool reconnects by itself; its `onclose` tells us the
+ * transaction's connection is gone, and then nothing more of it is sent.
+ */
+export async function write<T, L extends { seq: string }>(
+  writers: Writers,
+  lock: (tx: Tx) => Promise<L[]>,
+  decide: (tx: Tx, locked: L[]) => Promise<{ result: T; write?: Promise<unknown> }>,
+): Promise<T> {
+  const w = await writers.acquire();
+  const generation = w.generation;
+  const tx = w.sql as unknown as Tx;
+  try {
+    try {
+      const [, locked] = await Promise.all([w.sql.unsafe("begin"), lock(tx)]);
+      const { result, write } = await decide(tx, locked);
+      // If the connection dropped after BEGIN, the reads above ran on a new one outside the
+      // transaction and the lock is gone: write nothing.
+      if (w.generation !== generation) throw connectionLost();
+      // Both answered: the commit happened. (A drop after this point changes nothing; calling it
+      // a failure would make clients retry what is already stored.)
+      await Promise.all([write, w.sql.unsafe("commit")]);
+      return result;
+    } catch (err) {
+      // After a query's own failure the transaction is open (aborted): end it. After the
+      // connection dropped, BEGIN may have run again on its replacement (a transaction with
+      // row locks open there): end that too. Only a plain loss of the connection needs nothing.
+      if (!isConnectionError(err) || w.generation !== generation) {
+        // Bounded: while the database is away a queued ROLLBACK waits for a reconnect. It stays
+        // queued ahead of the writer's next BEGIN on the same single connection either way.
+        await Promise.race([
+          // The rollback's own failure is not the caller's error: `err` below is.
+          w.sql.unsafe("rollback").catch(() => {}),
+          new Promise((r) => setTimeout(r, 2_000)),
+        ]);
+      }
+      throw err;
+    }
+  } catch (err) {
+    throw unavailableIfConnection(err);
+  } finally {
+    writers.release(w);
+  }
+}
+
+/** Locks the user's counter row (creating it on their first order) and answers their seq. */
+export function lockUser(tx: Tx, userId: string) {
+  return tx<{ user_id: string; seq: string }[]>`
+    insert into user_seqs (user_id, seq) values (${userId}, 0)
+    on conflict (user_id) do update set seq = user_seqs.seq
+    returning user_id, seq`;
+}
