@@ -10,7 +10,7 @@ import { Metrics } from "./realtime/metrics.ts";
 import { createPushDispatcher } from "./realtime/push.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./serve.ts";
-import { openKvStore } from "./store/kv.ts";
+import { openKvStore } from "./store/kv/mod.ts";
 import { openPgStore } from "./store/pg/mod.ts";
 import type { Store } from "./store/store.ts";
 import { startSimulator } from "./venue/simulator.ts";

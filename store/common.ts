@@ -1,11 +1,13 @@
 /**
- * What both stores share: turning the state machine's steps into numbered events, the opaque
- * paging cursor, and the refusals every backend answers the same way.
+ * What both stores share: turning the state machine's steps into numbered events, deciding a
+ * user's action, the opaque paging cursor and its pages, and the refusals every backend answers
+ * the same way.
  */
 import { AppError } from "../orders/errors.ts";
 import { isUuid } from "../orders/ids.ts";
-import type { Outcome, Step } from "../orders/lifecycle.ts";
+import { type Outcome, requestCancel, requestReplace, type Step } from "../orders/lifecycle.ts";
 import type { Order, OrderEvent } from "../orders/model.ts";
+import type { OrderPage, OrderStore, WriteResult } from "./store.ts";
 
 /** Numbers the steps of one write as events, starting at `firstSeq`. */
 export function eventsFromSteps(steps: Step[], firstSeq: number, now: Date): OrderEvent[] {
@@ -71,4 +73,51 @@ export class KeyedMutex {
     });
     return result;
   }
+}
+
+/** How a backend runs one user action on one of their orders: decide on it, then write. */
+export type UserActionRunner = (
+  userId: string,
+  orderId: string,
+  decide: (order: Order) => Outcome,
+  now: Date,
+) => Promise<WriteResult>;
+
+/** requestCancel and requestReplace, the same on every backend given how it runs an action. */
+export function userActions(
+  run: UserActionRunner,
+): Pick<OrderStore, "requestCancel" | "requestReplace"> {
+  return {
+    requestCancel: (userId, orderId, now) =>
+      run(userId, orderId, (order) => requestCancel(order, now), now),
+    requestReplace: (userId, orderId, changes, now) =>
+      run(userId, orderId, (order) => requestReplace(order, changes, now), now),
+  };
+}
+
+/**
+ * A user's action decided on their order as it is, with `seq` their latest: the answer, whose
+ * events (none when nothing changes) take the next seqs. Throws the refusal as an AppError.
+ */
+export function decideUserAction(
+  userId: string,
+  order: Order,
+  decide: (order: Order) => Outcome,
+  seq: number,
+  now: Date,
+): WriteResult {
+  const outcome = acceptedOrThrow(decide(order));
+  if (outcome.steps.length === 0) return { user_id: userId, order, events: [] };
+  return {
+    user_id: userId,
+    order: outcome.order,
+    events: eventsFromSteps(outcome.steps, seq + 1, now),
+  };
+}
+
+/** One page from `limit + 1` orders read newest first: the extra one says another page exists. */
+export function pageOf(orders: Order[], limit: number): OrderPage {
+  const more = orders.length > limit;
+  if (more) orders.pop();
+  return { orders, next_cursor: more ? encodeCursor(orders[orders.length - 1].id) : null };
 }

@@ -9,7 +9,7 @@ import { Hub } from "../realtime/hub.ts";
 import { Metrics } from "../realtime/metrics.ts";
 import { createPushDispatcher } from "../realtime/push.ts";
 import { createApp } from "../routes/app.ts";
-import { openKvStore } from "../store/kv.ts";
+import { openKvStore } from "../store/kv/mod.ts";
 
 /** The ingest token test servers accept. */
 export const INGEST_TOKEN = "test-ingest-token-0123456789";

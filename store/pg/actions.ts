@@ -6,7 +6,13 @@
 import * as lifecycle from "../../orders/lifecycle.ts";
 import { uuidv7 } from "../../orders/ids.ts";
 import type { Order, OrderEvent } from "../../orders/model.ts";
-import { acceptedOrThrow, eventsFromSteps, orderNotFound } from "../common.ts";
+import {
+  decideUserAction,
+  eventsFromSteps,
+  orderNotFound,
+  type UserActionRunner,
+  userActions,
+} from "../common.ts";
 import type { OrderStore, PlaceResult, WriteResult } from "../store.ts";
 import { Changes, writeChanges } from "./changes.ts";
 import type { PgContext } from "./connect.ts";
@@ -17,36 +23,27 @@ export function pgActions(
   ctx: PgContext,
   writers: Writers,
 ): Pick<OrderStore, "placeOrder" | "requestCancel" | "requestReplace"> {
-  /** A user's request on their own order (cancel, replace). */
-  function userAction(
-    userId: string,
-    orderId: string,
-    decide: (order: Order) => lifecycle.Outcome,
-    now: Date,
-  ): Promise<WriteResult> {
-    return write(
+  /** A user's request on their own order (cancel, replace), under their counter-row lock. */
+  const userAction: UserActionRunner = (userId, orderId, decide, now) =>
+    write(
       writers,
       (tx) => lockUser(tx, userId),
       async (tx, [{ seq }]): Promise<{ result: WriteResult; write?: Promise<unknown> }> => {
         const [row] = await tx<{ body: Order }[]>`
           select body from orders where id = ${orderId} and user_id = ${userId}`;
         if (!row) throw orderNotFound(orderId);
-        const outcome = acceptedOrThrow(decide(row.body));
-        if (outcome.steps.length === 0) {
-          return { result: { user_id: userId, order: row.body, events: [] } };
-        }
-        const events = eventsFromSteps(outcome.steps, Number(seq) + 1, now);
+        const result = decideUserAction(userId, row.body, decide, Number(seq), now);
+        if (result.events.length === 0) return { result };
         return {
-          result: { user_id: userId, order: outcome.order, events },
+          result,
           write: writeChanges(
             ctx,
             tx,
-            new Changes().order(userId, outcome.order).events(userId, events),
+            new Changes().order(userId, result.order).events(userId, result.events),
           ),
         };
       },
     );
-  }
 
   return {
     async placeOrder(userId, request, now): Promise<PlaceResult> {
@@ -79,17 +76,6 @@ export function pgActions(
       );
     },
 
-    requestCancel(userId, orderId, now) {
-      return userAction(userId, orderId, (order) => lifecycle.requestCancel(order, now), now);
-    },
-
-    requestReplace(userId, orderId, changes, now) {
-      return userAction(
-        userId,
-        orderId,
-        (order) => lifecycle.requestReplace(order, changes, now),
-        now,
-      );
-    },
+    ...userActions(userAction),
   };
 }

@@ -4,7 +4,7 @@
  * retention). Everything here is one statement on the query pool.
  */
 import type { Order, OrderEvent } from "../../orders/model.ts";
-import { decodeCursor, encodeCursor } from "../common.ts";
+import { decodeCursor, pageOf } from "../common.ts";
 import type { EventLog, OrderStore } from "../store.ts";
 import { type PgContext, query } from "./connect.ts";
 
@@ -38,10 +38,7 @@ export function pgOrderReads(ctx: PgContext): PgOrderReads {
             ${before ? sql`and id < ${before}` : sql``}
           order by id desc
           limit ${options.limit + 1}`);
-      const orders = rows.map((r) => r.body);
-      const more = orders.length > options.limit;
-      if (more) orders.pop();
-      return { orders, next_cursor: more ? encodeCursor(orders[orders.length - 1].id) : null };
+      return pageOf(rows.map((r) => r.body), options.limit);
     },
 
     async orderEvents(userId, orderId) {

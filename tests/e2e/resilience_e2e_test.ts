@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
-import { openKvStore } from "../../store/kv.ts";
+import { openKvStore } from "../../store/kv/mod.ts";
 import { api, INGEST_TOKEN, login, startServer } from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 import { artifactPath, launch, NO_BROWSER, signIn } from "./browser.ts";

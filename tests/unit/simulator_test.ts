@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../../log.ts";
 import { dec } from "../../orders/decimal.ts";
 import { type Order, OrderRequest } from "../../orders/model.ts";
-import { openKvStore } from "../../store/kv.ts";
+import { openKvStore } from "../../store/kv/mod.ts";
 import { eventually } from "../helpers.ts";
 import type { Store } from "../../store/store.ts";
 import { type Simulator, startSimulator } from "../../venue/simulator.ts";

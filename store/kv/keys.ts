@@ -1,0 +1,105 @@
+/**
+ * The KV store's key layout and what every module of it shares: the context (the database, the
+ * in-process change source, the per-user write mutex) and the writes of a snapshot and of events
+ * that keep the indexes below in step.
+ *
+ * Keys:
+ *   ["order", id]                    -> { user_id, order }        the snapshot
+ *   ["uo", user, "all"|"open"|"closed", id] -> Order              list indexes, newest = largest id
+ *   ["working", id]                  -> user_id                   not final (the simulator resumes)
+ *   ["coid", user, client_order_id]  -> order id
+ *   ["seq", user]                    -> number                    the user's latest seq
+ *   ["ev", user, seq]                -> OrderEvent                the event log
+ *   ["oe", order id, seq]            -> user                      an order's events
+ *   ["exec", exec_id]                -> { user_id, order_id, seqs } idempotency
+ *   ["session", id] / ["token", hash] -> id / ["us", user, id]   sessions
+ *   ["push", endpoint] / ["up", user, endpoint]                 push subscriptions
+ *   ["alert", user, seq]                                          alert claims (expire)
+ *   ["setting", key]
+ */
+import { AppError } from "../../orders/errors.ts";
+import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
+import type { KeyedMutex } from "../common.ts";
+import type { ChangeListener, ChangeSource } from "../store.ts";
+
+/** An order's snapshot with its owner. */
+export type OrderRecord = { user_id: string; order: Order };
+/** What an exec_id produced the first time. */
+export type ExecRecord = { user_id: string; order_id: string; seqs: number[] };
+
+/** How many times a write is retried when another process changed what it read. */
+export const MAX_ATTEMPTS = 50;
+
+/** The answer after MAX_ATTEMPTS lost races: the client retries later. */
+export function storeBusy(): AppError {
+  return new AppError("unavailable", "The store is busy; try again");
+}
+
+/** In-process change source: always connected; listeners hear commits in seq order. */
+export class LocalChanges implements ChangeSource {
+  readonly connected = true;
+  readonly #listeners = new Set<ChangeListener>();
+
+  /** Adds a listener (told `connected` at once: there is nothing to connect). */
+  subscribe(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    listener.connected();
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells every listener about committed events. */
+  publish(events: UserEvent[]): void {
+    if (events.length === 0) return;
+    for (const l of this.#listeners) l.events(events);
+  }
+
+  /** Tells every listener a session was revoked. */
+  revoked(sessionId: string, userId: string): void {
+    for (const l of this.#listeners) l.sessionRevoked(sessionId, userId);
+  }
+}
+
+/** What the modules of the KV store share. */
+export interface KvContext {
+  readonly kv: Deno.Kv;
+  readonly changes: LocalChanges;
+  /** Per-user writes of this process queue here instead of racing on versionstamps. */
+  readonly mutex: KeyedMutex;
+}
+
+/** Sets an order's snapshot and keeps its list and working indexes in step with `prev`. */
+export function writeOrder(
+  op: Deno.AtomicOperation,
+  userId: string,
+  order: Order,
+  prev: Order | null,
+): void {
+  op.set(["order", order.id], { user_id: userId, order } satisfies OrderRecord);
+  op.set(["uo", userId, "all", order.id], order);
+  const final = isFinal(order.status);
+  op.set(["uo", userId, final ? "closed" : "open", order.id], order);
+  if (prev && isFinal(prev.status) !== final) {
+    op.delete(["uo", userId, final ? "open" : "closed", order.id]);
+  }
+  if (final) op.delete(["working", order.id]);
+  else op.set(["working", order.id], userId);
+}
+
+/** Appends events to the user's log and their order's index, and moves the user's seq. */
+export function writeEvents(op: Deno.AtomicOperation, userId: string, events: OrderEvent[]): void {
+  for (const e of events) {
+    op.set(["ev", userId, e.seq], e);
+    op.set(["oe", e.order.id, e.seq], userId);
+  }
+  op.set(["seq", userId], events[events.length - 1].seq);
+}
+
+/** The events at these keys, in key order, in batches (getMany takes up to 10 keys). */
+export async function getEvents(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<OrderEvent[]> {
+  const out: OrderEvent[] = [];
+  for (let i = 0; i < keys.length; i += 10) {
+    const entries = await kv.getMany<OrderEvent[]>(keys.slice(i, i + 10));
+    for (const e of entries) if (e.value) out.push(e.value);
+  }
+  return out;
+}

@@ -1,0 +1,66 @@
+/**
+ * The embedded store on Deno KV: what `deno task dev` and small installs run on, with nothing else
+ * installed. Composed from:
+ *   keys.ts      the key layout, the shared context, the in-process change source
+ *   writes.ts    place, cancel/replace and reports: versionstamp-checked atomic writes
+ *   reads.ts     order reads, paging and the event log
+ *   sessions.ts  sessions        push.ts  push subscriptions and alert claims
+ *
+ * KV's `watch()` is not a change log (it coalesces and does not cross processes), so this store
+ * publishes to its listeners in-process, after commit, in seq order.
+ */
+import { KeyedMutex } from "../common.ts";
+import type { Store } from "../store.ts";
+import { type KvContext, LocalChanges } from "./keys.ts";
+import { kvPush } from "./push.ts";
+import { kvEventLog, kvOrderReads } from "./reads.ts";
+import { kvSessions } from "./sessions.ts";
+import { kvWrites } from "./writes.ts";
+
+/** Opens (or creates) the KV store at `path` (`:memory:` for tests). */
+export async function openKvStore(path: string): Promise<Store> {
+  if (path !== ":memory:") {
+    const dir = path.replace(/[^/]*$/, "");
+    if (dir) await Deno.mkdir(dir, { recursive: true });
+  }
+  const kv = await Deno.openKv(path);
+  const ctx: KvContext = { kv, changes: new LocalChanges(), mutex: new KeyedMutex() };
+  const reads = kvOrderReads(kv);
+  const push = kvPush(kv);
+
+  async function getSetting(key: string): Promise<string | null> {
+    return (await kv.get<string>(["setting", key])).value;
+  }
+
+  return {
+    kind: "kv",
+    changes: ctx.changes,
+    ...kvWrites(ctx, reads),
+    ...reads,
+    ...kvEventLog(kv),
+    ...kvSessions(ctx, push),
+    ...push,
+    getSetting,
+
+    async setSettingIfAbsent(key, value) {
+      await kv.atomic().check({ key: ["setting", key], versionstamp: null })
+        .set(["setting", key], value).commit();
+      return (await getSetting(key))!;
+    },
+
+    async ping() {
+      try {
+        await kv.get(["setting", "ping"]);
+        return true;
+      } catch {
+        // Not swallowed: "false" is the answer /readyz reports (503).
+        return false;
+      }
+    },
+
+    close() {
+      kv.close();
+      return Promise.resolve();
+    },
+  };
+}
