@@ -3,7 +3,7 @@
  * store only as its SHA-256 hash, so a leaked database does not leak working credentials.
  */
 import { hashToken } from "../store/common.ts";
-import type { Session, Store } from "../store/store.ts";
+import type { Session, SessionStore } from "../store/store.ts";
 
 /** The session cookie's name (HttpOnly, SameSite=Lax; Secure behind https). */
 export const SESSION_COOKIE = "blotter_session";
@@ -38,7 +38,7 @@ export function deviceLabel(userAgent: string | undefined | null): string {
 
 /** Starts a device session for a user; the token is returned once and never stored. */
 export async function startSession(
-  store: Store,
+  store: Pick<SessionStore, "createSession">,
   userId: string,
   label: string,
   now: Date,

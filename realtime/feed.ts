@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
-import type { Store } from "../store/store.ts";
+import type { ChangeFeed, EventLog } from "../store/store.ts";
 import type { Hub } from "./hub.ts";
 
 /** Where the feed hands events besides the hub (the Web Push dispatcher). */
@@ -23,8 +23,13 @@ export interface Feed {
 /** Events fetched per user per catch-up round. */
 const CATCH_UP_LIMIT = 1_000;
 
+/** What the feed asks of the store: its changes, and the log to catch up from. */
+type FeedStore = ChangeFeed & Pick<EventLog, "eventsSinceMany">;
+
 /** Starts delivering the store's changes to the hub (and the push dispatcher). */
-export function startFeed(deps: { store: Store; hub: Hub; push?: EventSink; log: Logger }): Feed {
+export function startFeed(
+  deps: { store: FeedStore; hub: Hub; push?: EventSink; log: Logger },
+): Feed {
   const { store, hub, push, log } = deps;
   let state: { ok: boolean; reason?: string } = { ok: store.changes.connected };
   let catchingUp: Promise<void> | null = null;

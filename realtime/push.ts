@@ -9,7 +9,12 @@ import webpush from "web-push";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
-import type { PushSubscriptionRecord, Store } from "../store/store.ts";
+import type {
+  AlertClaims,
+  PushSubscriptionRecord,
+  PushSubscriptionStore,
+  SettingsStore,
+} from "../store/store.ts";
 import type { EventSink } from "./feed.ts";
 import type { Hub } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
@@ -36,7 +41,7 @@ const TTL_SECONDS = 24 * 3600;
 /** The VAPID key pair: from the environment, else generated once and kept in the store. */
 async function vapidKeys(
   config: Config,
-  store: Store,
+  store: Pick<SettingsStore, "setSettingIfAbsent">,
 ): Promise<{ publicKey: string; privateKey: string }> {
   const { publicKey, privateKey } = config.vapid;
   if (publicKey && privateKey) return { publicKey, privateKey };
@@ -95,7 +100,7 @@ export function endpointAllowed(endpoint: string, allow: readonly string[]): boo
 /** Starts the dispatcher. */
 export async function createPushDispatcher(deps: {
   config: Config;
-  store: Store;
+  store: PushSubscriptionStore & AlertClaims & SettingsStore;
   hub: Hub;
   metrics: Metrics;
   log: Logger;

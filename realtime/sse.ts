@@ -10,7 +10,7 @@
  * field notes in DESIGN.md); its queue length is the backpressure signal.
  */
 import type { OrderEvent } from "../orders/model.ts";
-import type { Store } from "../store/store.ts";
+import type { EventLog } from "../store/store.ts";
 import type { Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -65,7 +65,7 @@ export interface StreamFormat {
 export interface StreamOptions {
   userId: string;
   sessionId: string;
-  store: Store;
+  store: Pick<EventLog, "eventsSince" | "currentSeq" | "oldestSeq">;
   hub: Hub;
   format: StreamFormat;
   /** Where the client resumes from (null: live from the user's current seq). */

@@ -3,7 +3,13 @@
  * Routers are factories: `fooRoutes(deps) => Hono`, mounted together by routes/app.ts.
  */
 import type { Config } from "../config.ts";
-import type { Store } from "../store/store.ts";
+import type {
+  EventLog,
+  Health,
+  OrderStore,
+  PushSubscriptionStore,
+  SessionStore,
+} from "../store/store.ts";
 import type { Hub } from "../realtime/hub.ts";
 import type { PushDispatcher } from "../realtime/push.ts";
 import type { Metrics } from "../realtime/metrics.ts";
@@ -23,7 +29,8 @@ export type AppEnv = { Variables: { auth: AuthInfo } };
 /** The process-wide pieces a router may use. */
 export interface Deps {
   config: Config;
-  store: Store;
+  /** What routes and the auth middleware ask of the store (feed, push, venue: see main.ts). */
+  store: OrderStore & EventLog & SessionStore & PushSubscriptionStore & Health;
   hub: Hub;
   push: PushDispatcher;
   metrics: Metrics;
