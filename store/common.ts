@@ -66,6 +66,7 @@ export class KeyedMutex {
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const prev = this.#tails.get(key) ?? Promise.resolve();
     const result = prev.then(task, task);
+    // The chain only orders tasks; `result` carries the failure to this task's caller.
     const tail = result.catch(() => {});
     this.#tails.set(key, tail);
     tail.then(() => {
