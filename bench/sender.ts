@@ -1,12 +1,11 @@
 /**
  * The venue side of the load generator: reports at a fixed rate, one HTTP request per report
- * (or `batch` reports per request when asked), over `connections` keep-alive connections through
- * node:http. The schedule is open-loop: a report is due at its time whether or not the server has
- * answered the previous ones, and its `at` is that time, so a report waiting for a free connection
+ * (or `batch` reports per request when asked), over `connections` keep-alive connections
+ * (bench/http1.ts). The schedule is open-loop: a report is due at its time whether or not the
+ * server has answered the previous ones, and its `at` is that time, so a report waiting for a free connection
  * counts its wait in the latency (no coordinated omission).
  */
-import { Buffer } from "node:buffer";
-import http from "node:http";
+import { Http1Connection } from "./http1.ts";
 
 /** What one step's sending came to. */
 export interface SendResult {
@@ -21,44 +20,20 @@ export interface SendResult {
   seconds: number;
 }
 
-/** A keep-alive POSTer of JSON bodies. */
+/** The venue: `connections` keep-alive connections POSTing JSON to one path. */
 export class Sender {
-  readonly agent: http.Agent;
+  readonly #conns: Http1Connection[];
   constructor(
-    readonly host: string,
-    readonly port: number,
-    readonly path: string,
-    readonly headers: Record<string, string>,
+    host: string,
+    port: number,
+    path: string,
+    headers: Record<string, string>,
     readonly connections: number,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  }
-
-  /** POSTs one body; answers the status ("error" when the request failed) and the answer. */
-  post(body: string, readBody: boolean): Promise<{ status: string; text: string }> {
-    return new Promise((resolve) => {
-      let text = "";
-      const req = http.request({
-        host: this.host,
-        port: this.port,
-        path: this.path,
-        method: "POST",
-        agent: this.agent,
-        headers: {
-          ...this.headers,
-          "content-type": "application/json",
-          "content-length": String(Buffer.byteLength(body)),
-        },
-      }, (res) => {
-        if (readBody) res.setEncoding("utf8");
-        res.on("data", (chunk: string) => readBody && (text += chunk));
-        res.on("end", () => resolve({ status: String(res.statusCode), text }));
-        res.on("error", () => resolve({ status: "error", text }));
-      });
-      req.setTimeout(30_000, () => req.destroy(new Error("no answer in 30 s")));
-      req.on("error", () => resolve({ status: "error", text }));
-      req.end(body);
-    });
+    this.#conns = Array.from(
+      { length: connections },
+      () => new Http1Connection(host, port, path, headers),
+    );
   }
 
   /**
@@ -86,7 +61,7 @@ export class Sender {
       else result.refused[status] = (result.refused[status] ?? 0) + n;
     };
 
-    const worker = async () => {
+    const worker = async (conn: Http1Connection) => {
       while (!stop) {
         // A batch goes when it is full (its first report's wait counts in the latency).
         if (queue.length === 0 || (queue.length < opts.batch && made < total)) {
@@ -97,7 +72,7 @@ export class Sender {
         const items = queue.splice(0, opts.batch);
         const body = JSON.stringify(opts.batch === 1 ? items[0] : items);
         result.sent += items.length;
-        const { status, text } = await this.post(body, opts.batch > 1);
+        const { status, text } = await conn.post(body);
         lastAnswer = performance.now();
         if (opts.batch > 1 && status === "200") {
           // A batch answers 200 with a status per report.
@@ -105,9 +80,9 @@ export class Sender {
         } else count(status, items.length);
       }
     };
-    const workers = Array.from({ length: this.connections }, worker);
+    const workers = this.#conns.map(worker);
 
-    // The clock: every millisecond, enqueue what is due by now.
+    // The clock: enqueue what is due by now, then sleep until the next one is due.
     while (made < total) {
       const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * opts.rate));
       if (due > made) {
@@ -115,7 +90,9 @@ export class Sender {
         while (made < due) queue.push(opts.report(made++, at));
         wake(Math.floor(queue.length / opts.batch));
       }
-      await new Promise((r) => setTimeout(r, 1));
+      // Sleep until the next report is due (timers fire no finer than ~1 ms anyway).
+      const next = started + ((made + 1) / opts.rate) * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(1, next - performance.now())));
     }
     wake(idle.length); // nothing more is coming: idle workers end
     const deadline = setTimeout(() => {
@@ -130,6 +107,6 @@ export class Sender {
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const c of this.#conns) c.close();
   }
 }
