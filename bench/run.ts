@@ -86,6 +86,17 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  // An exception thrown in a stream or socket callback would end the process without running the
+  // `finally` below, leaving servers and the cluster behind: clean up first, then fail.
+  const onCrash = (e: ErrorEvent | PromiseRejectionEvent) => {
+    e.preventDefault();
+    console.error("bench failed:", "error" in e ? e.error : e.reason);
+    if (interrupted) return;
+    interrupted = true;
+    cleanUp().finally(() => Deno.exit(1));
+  };
+  globalThis.addEventListener("error", onCrash);
+  globalThis.addEventListener("unhandledrejection", onCrash);
 
   try {
     if (navigator.hardwareConcurrency >= 2) await pinSelf(1);
@@ -162,6 +173,8 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
     await cleanUp();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    globalThis.removeEventListener("error", onCrash);
+    globalThis.removeEventListener("unhandledrejection", onCrash);
   }
 }
 
