@@ -190,3 +190,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function withDevDefaults(env: Record<string, string>): Record<string, string> {
   return { AUTH_MODE: "dev", SIMULATOR: "on", ...env };
 }
+
+/** The process's environment. Read here and nowhere else, so config.ts is the one reader. */
+export function processEnv(): Record<string, string> {
+  return Deno.env.toObject();
+}
+
+/**
+ * The port the container's health check asks: PORT read as the server reads it. Only PORT, so the
+ * check does not depend on any other setting; null when PORT is not a valid port.
+ */
+export function healthcheckPort(env: Record<string, string | undefined>): number | null {
+  const parsed = Env.shape.PORT.safeParse(env.PORT || undefined);
+  return parsed.success ? parsed.data : null;
+}

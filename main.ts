@@ -2,7 +2,14 @@
  * Blotter, assembled: config → store → hub → push → feed → venue → app → server. Read top to
  * bottom, this is the whole system. Serves only when run directly; tests import `startBlotter`.
  */
-import { type Config, ConfigError, loadConfig, withDevDefaults } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  healthcheckPort,
+  loadConfig,
+  processEnv,
+  withDevDefaults,
+} from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
@@ -102,7 +109,8 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
 
 /** The container's health check: the image has no shell or curl, so the binary asks itself. */
 async function healthcheck(): Promise<never> {
-  const port = Deno.env.get("PORT") ?? "8000";
+  const port = healthcheckPort(processEnv());
+  if (port === null) Deno.exit(1);
   try {
     const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
       signal: AbortSignal.timeout(2_000),
@@ -120,7 +128,7 @@ if (import.meta.main && Deno.args[0] === "healthcheck") await healthcheck();
 if (import.meta.main) {
   let config: Config;
   try {
-    const env = Deno.env.toObject();
+    const env = processEnv();
     config = loadConfig(Deno.args.includes("--dev") ? withDevDefaults(env) : env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -5,7 +5,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { AppError } from "../orders/errors.ts";
-import type { AppEnv, AuthInfo, Deps } from "../routes/context.ts";
+import type { AppEnv, AuthDeps, AuthInfo } from "./context.ts";
 import { hashToken } from "../store/common.ts";
 import { jwtVerifier } from "./jwt.ts";
 import { deviceLabel, SESSION_COOKIE } from "./sessions.ts";
@@ -14,14 +14,14 @@ import { deviceLabel, SESSION_COOKIE } from "./sessions.ts";
 const TOUCH_EVERY_MS = 60_000;
 
 /** The cookie that carries the credential in this auth mode. */
-export function cookieName(deps: Deps): string {
+export function cookieName(deps: AuthDeps): string {
   return deps.config.auth.mode === "jwt"
     ? deps.config.auth.cookieName ?? SESSION_COOKIE
     : SESSION_COOKIE;
 }
 
 /** Makes the authenticator for the configured mode. */
-export function createAuthenticator(deps: Deps): (c: Context) => Promise<AuthInfo | null> {
+export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<AuthInfo | null> {
   const verifyJwt = deps.config.auth.mode === "jwt" ? jwtVerifier(deps.config.auth) : null;
   return async (c) => {
     const header = c.req.header("authorization");
@@ -85,7 +85,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * borne writes from another origin are refused with 403 before anything changes.
  */
 export function requireAuth(
-  deps: Deps,
+  deps: AuthDeps,
   authenticate: (c: Context) => Promise<AuthInfo | null>,
   options: { onMissing: "json" | "redirect" },
 ): MiddlewareHandler<AppEnv> {

@@ -1,6 +1,7 @@
 /**
- * What every router is given (its dependencies) and what the auth middleware puts on the context.
- * Routers are factories: `fooRoutes(deps) => Hono`, mounted together by routes/app.ts.
+ * What every router is given (its dependencies). Routers are factories: `fooRoutes(deps) => Hono`,
+ * mounted together by routes/app.ts. The context the auth middleware fills (AppEnv, AuthInfo) is
+ * defined below routes/, in auth/context.ts, and re-exported here for the routers.
  */
 import type { Config } from "../config.ts";
 import type {
@@ -14,20 +15,12 @@ import type { Hub } from "../realtime/hub.ts";
 import type { PushDispatcher } from "../realtime/push.ts";
 import type { Metrics } from "../realtime/metrics.ts";
 import type { Logger } from "../log.ts";
+import type { AuthDeps } from "../auth/context.ts";
 
-/** Who is calling: the user, the device session, and how the credential arrived. */
-export interface AuthInfo {
-  userId: string;
-  sessionId: string;
-  /** Cookie-borne calls are subject to the CSRF Origin check; bearer calls are not. */
-  via: "cookie" | "bearer";
-}
-
-/** The Hono environment: variables set by middleware. */
-export type AppEnv = { Variables: { auth: AuthInfo } };
+export type { AppEnv, AuthInfo } from "../auth/context.ts";
 
 /** The process-wide pieces a router may use. */
-export interface Deps {
+export interface Deps extends AuthDeps {
   config: Config;
   /** What routes and the auth middleware ask of the store (feed, push, venue: see main.ts). */
   store: OrderStore & EventLog & SessionStore & PushSubscriptionStore & Health;

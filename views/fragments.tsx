@@ -4,7 +4,7 @@
  * for fills, rejections, cancels and expiries, and the order page's timeline entries.
  */
 import type { OrderEvent } from "../orders/model.ts";
-import type { RealtimeStatus } from "../realtime/hub.ts";
+import type { RealtimeStatus } from "./props.ts";
 import { EVENT_LABEL } from "./format.ts";
 import { OrderRow } from "./order_row.tsx";
 

@@ -1,7 +1,6 @@
 /** The pages: login, the blotter, one order's timeline, devices. Pure: data in, HTML out. */
 import type { Order, OrderEvent } from "../orders/model.ts";
-import type { RealtimeStatus } from "../realtime/hub.ts";
-import type { Session } from "../store/store.ts";
+import type { RealtimeStatus, Session } from "./props.ts";
 import { StatusBanner, TimelineEntry } from "./fragments.tsx";
 import { orderSummary, STATUS_LABEL } from "./format.ts";
 import { Layout } from "./layout.tsx";

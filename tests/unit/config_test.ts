@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { ConfigError, DEFAULT_PUSH_ORIGINS, loadConfig, withDevDefaults } from "../../config.ts";
+import {
+  ConfigError,
+  DEFAULT_PUSH_ORIGINS,
+  healthcheckPort,
+  loadConfig,
+  withDevDefaults,
+} from "../../config.ts";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -84,4 +90,12 @@ Deno.test("short secrets are accepted (no length in CONTRACT); an origin may end
   assert.equal(c.ingestToken, "tok");
   assert.equal(c.auth.jwtSecret, "secret");
   assert.deepEqual([...c.pushEndpointAllow], ["http://127.0.0.1:9999", "https://push.example"]);
+});
+
+Deno.test("the health check asks the port the server listens on, and nothing else of the settings", () => {
+  assert.equal(healthcheckPort({}), 8000);
+  assert.equal(healthcheckPort({ PORT: "" }), 8000);
+  assert.equal(healthcheckPort({ PORT: "9123", AUTH_MODE: "bogus" }), 9123);
+  assert.equal(healthcheckPort({ PORT: "not a port" }), null);
+  assert.equal(healthcheckPort({ PORT: "70000" }), null);
 });

@@ -1,0 +1,25 @@
+/**
+ * What the auth middleware needs and what it puts on the request context. It lives here, below
+ * routes/, so auth/ never imports up the house; routes/context.ts re-exports the context types.
+ */
+import type { Config } from "../config.ts";
+import type { Store } from "../store/store.ts";
+
+/** Who is calling: the user, the device session, and how the credential arrived. */
+export interface AuthInfo {
+  userId: string;
+  sessionId: string;
+  /** Cookie-borne calls are subject to the CSRF Origin check; bearer calls are not. */
+  via: "cookie" | "bearer";
+}
+
+/** The Hono environment: variables set by middleware. */
+export type AppEnv = { Variables: { auth: AuthInfo } };
+
+/** The part of the process-wide dependencies the auth middleware uses. */
+export interface AuthDeps {
+  config: Config;
+  store: Pick<Store, "ensureSession" | "sessionByTokenHash" | "touchSession">;
+  /** The clock; tests may pass their own. */
+  now: () => Date;
+}
