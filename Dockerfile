@@ -6,10 +6,11 @@
 
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
-COPY deno.json deno.lock ./
 COPY . .
-RUN deno install --frozen --entrypoint main.ts \
- && deno compile --frozen -A --include static --include store/schema.sql --output /out/blotter main.ts
+# deno.server.json: the server's own imports and lock, so the image fetches none of the tools'.
+RUN deno install --config deno.server.json --frozen --entrypoint main.ts \
+ && deno compile --config deno.server.json --frozen -A --include static --include store/schema.sql \
+      --output /out/blotter main.ts
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
