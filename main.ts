@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
 import { Metrics } from "./realtime/metrics.ts";
+import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./serve.ts";
@@ -45,6 +46,7 @@ async function openStore(config: Config, log: Logger): Promise<Store> {
 export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
   const store = await openStore(config, log);
   const metrics = new Metrics();
+  const processMetrics = registerProcessMetrics(metrics);
   const hub = new Hub({
     maxStreamsPerUser: config.maxStreamsPerUser,
     heartbeatMs: config.heartbeatMs,
@@ -96,6 +98,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   const stop = () =>
     stopping ??= (async () => {
       clearInterval(prune);
+      processMetrics.stop();
       // Ask every stream to reconnect (elsewhere, or here after a restart), then stop serving.
       hub.closeAll("server shutting down");
       await server.shutdown();

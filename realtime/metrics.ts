@@ -1,6 +1,7 @@
 /**
  * A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text
- * exposition format for `GET /metrics`. Small enough not to earn a dependency.
+ * exposition format for `GET /metrics`. Small enough not to earn a dependency; process and
+ * event-loop metrics are added by process_metrics.ts (prom-client was measured: docs/tech-choices.md).
  */
 
 type Labels = Record<string, string>;
@@ -87,7 +88,7 @@ export class Histogram {
 
 /** The process's metrics, created once in main.ts and passed down. */
 export class Metrics {
-  readonly #all: Array<Counter | Gauge | Histogram> = [];
+  readonly #all: Array<{ render(): string[] }> = [];
 
   /** Events written to streams, by stream format (json | html). */
   readonly eventsDelivered = this.counter(
@@ -127,6 +128,11 @@ export class Metrics {
     const m = new Histogram(name, help, buckets);
     this.#all.push(m);
     return m;
+  }
+  /** Registers any other metric that renders its own lines (realtime/process_metrics.ts). */
+  register<M extends { render(): string[] }>(metric: M): M {
+    this.#all.push(metric);
+    return metric;
   }
   /** The whole registry in Prometheus text format. */
   render(): string {
