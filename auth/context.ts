@@ -3,7 +3,7 @@
  * routes/, so auth/ never imports up the house; routes/context.ts re-exports the context types.
  */
 import type { Config } from "../config.ts";
-import type { Store } from "../store/store.ts";
+import type { SessionStore } from "../store/store.ts";
 
 /** Who is calling: the user, the device session, and how the credential arrived. */
 export interface AuthInfo {
@@ -19,7 +19,7 @@ export type AppEnv = { Variables: { auth: AuthInfo } };
 /** The part of the process-wide dependencies the auth middleware uses. */
 export interface AuthDeps {
   config: Config;
-  store: Pick<Store, "ensureSession" | "sessionByTokenHash" | "touchSession">;
+  store: Pick<SessionStore, "ensureSession" | "sessionByTokenHash" | "touchSession">;
   /** The clock; tests may pass their own. */
   now: () => Date;
 }
