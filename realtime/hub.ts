@@ -14,6 +14,28 @@ export interface RealtimeStatus {
   reason?: string;
 }
 
+/**
+ * Why a stream ended: the one vocabulary for `Subscriber.close`, the stream's `onClose` and the
+ * `blotter_streams_closed_total{reason}` label (so a dashboard's label is exactly what the code
+ * said, never a string cut from a message). The values are the labels operators already chart
+ * (docs/operations.md), hence words, not identifiers.
+ */
+export type CloseReason =
+  /** The client closed the connection (or it dropped). */
+  | "client went away"
+  /** Too far behind; it resumes with Last-Event-ID. */
+  | "slow consumer"
+  /** Its device session was revoked (here, or on another instance via the change feed). */
+  | "session revoked"
+  /** Its device signed out. */
+  | "logged out"
+  /** The server is stopping; clients reconnect elsewhere or after the restart. */
+  | "server shutting down"
+  /** The replay from the store failed when the stream opened. */
+  | "replay failed"
+  /** Filling a gap from the store failed after its retries. */
+  | "catch-up failed";
+
 /** One open stream, as the hub sees it. */
 export interface Subscriber {
   readonly userId: string;
@@ -27,7 +49,7 @@ export interface Subscriber {
   /** A heartbeat tick: write a comment so proxies and clients know the stream is alive. */
   heartbeat(): void;
   /** Ends the stream (the client reconnects, unless its session is gone). */
-  close(reason: string): void;
+  close(reason: CloseReason): void;
 }
 
 /** Limits and instruments for the hub. */
@@ -98,7 +120,7 @@ export class Hub {
   }
 
   /** Ends every stream of a device session (logout, revoke). */
-  endSession(sessionId: string, reason = "session ended"): void {
+  endSession(sessionId: string, reason: "session revoked" | "logged out"): void {
     const subs = this.#sessions.get(sessionId);
     if (!subs) return;
     for (const s of [...subs]) s.close(reason);
@@ -138,7 +160,7 @@ export class Hub {
   }
 
   /** Ends every stream (shutdown: clients reconnect elsewhere or after the restart). */
-  closeAll(reason: string): void {
+  closeAll(reason: CloseReason): void {
     clearInterval(this.#heartbeat);
     for (const subs of [...this.#users.values()]) for (const s of [...subs]) s.close(reason);
   }

@@ -7,22 +7,15 @@
  * reconnects) is filled from the store, never skipped.
  *
  * The body is a plain ReadableStream with highWaterMark 0 (the cheapest body Deno serves; see the
- * field notes in DESIGN.md); its queue length is the backpressure signal.
+ * field notes in DESIGN.md); its queue length is the backpressure signal. Every byte it sends is
+ * framed by realtime/sse_frame.ts; an event's frame is built once and shared by all the user's
+ * streams.
  */
 import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
-import type { Hub, RealtimeStatus, Subscriber } from "./hub.ts";
+import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
-
-const encoder = new TextEncoder();
-
-/** One SSE message. `data` must not contain a newline (callers send one line of JSON or HTML). */
-export function frame(msg: { id?: number; event?: string; data: string }): string {
-  let out = "";
-  if (msg.id !== undefined) out += `id: ${msg.id}\n`;
-  if (msg.event) out += `event: ${msg.event}\n`;
-  return `${out}data: ${msg.data}\n\n`;
-}
+import { encodeSse, type FrameCache, frameCache, type SseMessage } from "./sse_frame.ts";
 
 /** The headers every stream answers with. */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -55,10 +48,18 @@ export interface StreamFormat {
   /** The SSE `event:` name of event messages (JSON: "order"); none for htmx, which swaps only
    * unnamed messages. */
   readonly eventName?: string;
-  /** The message for a batch of events; the stream adds the `id:` of the batch's last seq. */
+  /** The `data` for a batch of events; the stream adds the `id:` of the batch's last seq. */
   render(events: OrderEvent[]): string;
-  /** The message that tells the client the realtime status (and, for HTML, the banner). */
-  renderStatus(status: RealtimeStatus): string;
+  /** The messages that tell the client the realtime status (and, for HTML, the banner). */
+  renderStatus(status: RealtimeStatus): SseMessage[];
+}
+
+/** One frame cache per format, so every stream of that format shares the bytes it builds. */
+const caches = new WeakMap<StreamFormat, FrameCache>();
+function cacheFor(format: StreamFormat): FrameCache {
+  let cache = caches.get(format);
+  if (!cache) caches.set(format, cache = frameCache());
+  return cache;
 }
 
 /** What one stream needs. */
@@ -75,8 +76,8 @@ export interface StreamOptions {
   /** The `retry:` hint, ms. */
   retryMs: number;
   metrics?: Metrics;
-  /** Called once when the stream ends, with why. */
-  onClose?: (reason: string) => void;
+  /** Called once when the stream ends, with why (and, for a failure, the error's message). */
+  onClose?: (reason: CloseReason, detail?: string) => void;
   /**
    * The request's signal: aborts as soon as the client's connection closes, so a dropped stream
    * leaves the hub (and frees its place under the per-user cap) at once, not at the next write.
@@ -104,16 +105,23 @@ export class EventStream implements Subscriber {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #closed = false;
   #unsubscribe: () => void = () => {};
+  /** Wakes a replay waiting for the client to take what was queued (see `#drained`). */
+  #wakeDrained: (() => void) | null = null;
   readonly #o: StreamOptions;
+  readonly #frames: FrameCache;
 
   constructor(options: StreamOptions) {
     this.#o = options;
     this.userId = options.userId;
     this.sessionId = options.sessionId;
+    this.#frames = cacheFor(options.format);
     this.body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
+      // With highWaterMark 0, pull runs when the reader waits on an empty queue: the client has
+      // taken everything written so far.
+      pull: () => this.#wake(),
       cancel: () => this.#end("client went away", false),
     }, { highWaterMark: 0 });
   }
@@ -135,10 +143,8 @@ export class EventStream implements Subscriber {
       if (signal.aborted) gone();
       else signal.addEventListener("abort", gone, { once: true });
     }
-    this.#write(`retry: ${this.#o.retryMs}\n\n`);
-    return this.#start().catch((err) => {
-      this.#end(`replay failed: ${err instanceof Error ? err.message : String(err)}`, true);
-    });
+    this.#write(encodeSse({ retry: this.#o.retryMs }));
+    return this.#start().catch((err) => this.#end("replay failed", true, messageOf(err)));
   }
 
   async #start(): Promise<void> {
@@ -208,7 +214,7 @@ export class EventStream implements Subscriber {
       // store, holding live events meanwhile; the store is the truth.
       this.#held = [...fresh];
       this.#fillRetrying().then(() => this.#goLive()).catch((err) =>
-        this.#end(`catch-up failed: ${err instanceof Error ? err.message : String(err)}`, true)
+        this.#end("catch-up failed", true, messageOf(err))
       );
       return;
     }
@@ -220,20 +226,20 @@ export class EventStream implements Subscriber {
   }
 
   status(status: RealtimeStatus): void {
-    this.#write(this.#o.format.renderStatus(status));
+    this.#write(encodeSse(...this.#o.format.renderStatus(status)));
   }
 
   heartbeat(): void {
-    this.#write(": ping\n\n");
+    this.#write(PING);
   }
 
-  close(reason: string): void {
+  close(reason: CloseReason): void {
     this.#end(reason, true);
   }
 
   #reset(current: number, reason: string): void {
     this.#lastSeq = current;
-    this.#write(frame({ id: current, event: "reset", data: JSON.stringify({ reason }) }));
+    this.#write(encodeSse({ id: current, event: "reset", data: JSON.stringify({ reason }) }));
   }
 
   #send(events: OrderEvent[], live: boolean): void {
@@ -244,14 +250,12 @@ export class EventStream implements Subscriber {
       for (const e of events) metrics.deliveryLatency.observe((now - Date.parse(e.at)) / 1000);
     }
     metrics?.eventsDelivered.inc({ format: format.name }, events.length);
-    if (format.coalesceMs <= 0 || !live) {
-      if (format.coalesceMs <= 0) {
-        for (const e of events) {
-          this.#write(frame({ id: e.seq, event: format.eventName, data: format.render([e]) }));
-        }
-      } else {
-        this.#write(frame({ id: this.#lastSeq, data: format.render(events) }));
-      }
+    if (format.coalesceMs <= 0) {
+      for (const e of events) this.#write(this.#frames.event(e, this.#eventMessage));
+      return;
+    }
+    if (!live) {
+      this.#write(this.#frames.batch(events, this.#batchMessage));
       return;
     }
     // HTML: at most one message per window, latest state of each order wins (render decides).
@@ -267,47 +271,79 @@ export class EventStream implements Subscriber {
     const batch = this.#batch;
     this.#batch = [];
     this.#lastFlush = Date.now();
-    this.#write(frame({ id: batch[batch.length - 1].seq, data: this.#o.format.render(batch) }));
+    this.#write(this.#frames.batch(batch, this.#batchMessage));
   }
 
-  #write(text: string): void {
+  /** One event as its own message (JSON): the same for every stream, so it is cached. */
+  readonly #eventMessage = (e: OrderEvent): SseMessage => ({
+    id: e.seq,
+    event: this.#o.format.eventName,
+    data: this.#o.format.render([e]),
+  });
+
+  /** A batch as one unnamed message (HTML), with the id of its last seq. */
+  readonly #batchMessage = (events: OrderEvent[]): SseMessage => ({
+    id: events[events.length - 1].seq,
+    event: this.#o.format.eventName,
+    data: this.#o.format.render(events),
+  });
+
+  #write(bytes: Uint8Array): void {
     if (this.#closed) return;
     const c = this.#controller;
     // desiredSize goes below zero by one per message the client has not taken yet.
     if ((c.desiredSize ?? 0) < -this.#o.queueLimit) {
-      this.#end("slow consumer: too far behind; resume with Last-Event-ID", true);
+      // Too far behind; it resumes with Last-Event-ID rather than being buffered here.
+      this.#end("slow consumer", true);
       return;
     }
     try {
-      c.enqueue(encoder.encode(text));
+      c.enqueue(bytes);
     } catch {
+      // enqueue throws only once the body is closed or errored: the client is gone.
       this.#end("client went away", false);
     }
   }
 
-  /** Resolves when the client has taken what was queued (replay pacing). */
+  /**
+   * Replay pacing: past half a page still queued, waits until the client has taken everything
+   * (the body's pull) or the stream ends — awaited, not polled.
+   */
   async #drained(): Promise<void> {
-    while (!this.#closed && (this.#controller.desiredSize ?? 0) < -REPLAY_PAGE / 2) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    if (this.#closed || (this.#controller.desiredSize ?? 0) >= -REPLAY_PAGE / 2) return;
+    await new Promise<void>((resolve) => (this.#wakeDrained = resolve));
   }
 
-  #end(reason: string, closeBody: boolean): void {
+  #wake(): void {
+    const wake = this.#wakeDrained;
+    this.#wakeDrained = null;
+    wake?.();
+  }
+
+  #end(reason: CloseReason, closeBody: boolean, detail?: string): void {
     if (this.#closed) return;
     if (this.#batchTimer !== undefined) {
       clearTimeout(this.#batchTimer);
       this.#flush();
     }
     this.#closed = true;
+    this.#wake();
     this.#unsubscribe();
-    this.#o.metrics?.streamsClosed.inc({ reason: reason.split(":")[0] });
+    this.#o.metrics?.streamsClosed.inc({ reason });
     if (closeBody) {
       try {
         this.#controller.close();
       } catch {
-        // already closed by the client
+        // Already closed or cancelled by the client: there is nothing left to end.
       }
     }
-    this.#o.onClose?.(reason);
+    this.#o.onClose?.(reason, detail);
   }
+}
+
+/** The heartbeat: the same bytes for every stream, every tick. */
+const PING = encodeSse({ comment: "ping" });
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

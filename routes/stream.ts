@@ -7,6 +7,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
 import type { RealtimeStatus } from "../realtime/hub.ts";
 import { EventStream, resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/sse.ts";
+import type { SseMessage } from "../realtime/sse_frame.ts";
 import { renderStatusBanner, renderStreamBatch } from "../views/fragments.tsx";
 import type { AppEnv, Deps } from "./context.ts";
 
@@ -20,7 +21,7 @@ const JSON_FORMAT: StreamFormat = {
   coalesceMs: 0,
   eventName: "order",
   render: (events) => JSON.stringify(events[0]),
-  renderStatus: (s) => `event: status\ndata: ${JSON.stringify(statusBody(s))}\n\n`,
+  renderStatus: (s) => [statusMessage(s)],
 };
 
 const HTML_FORMAT: StreamFormat = {
@@ -28,13 +29,12 @@ const HTML_FORMAT: StreamFormat = {
   coalesceMs: HTML_COALESCE_MS,
   render: (events) => renderStreamBatch(events),
   // The named event drives the connection indicator (app.js); the unnamed one swaps the banner.
-  renderStatus: (s) =>
-    `event: status\ndata: ${JSON.stringify(statusBody(s))}\n\n` +
-    `data: ${renderStatusBanner(s)}\n\n`,
+  renderStatus: (s) => [statusMessage(s), { data: renderStatusBanner(s) }],
 };
 
-function statusBody(s: RealtimeStatus): RealtimeStatus {
-  return s.reason ? { realtime: s.realtime, reason: s.reason } : { realtime: s.realtime };
+function statusMessage(s: RealtimeStatus): SseMessage {
+  const body = s.reason ? { realtime: s.realtime, reason: s.reason } : { realtime: s.realtime };
+  return { event: "status", data: JSON.stringify(body) };
 }
 
 /** The stream routes. */

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import type { OrderEvent } from "../../orders/model.ts";
+import { encodeSse, frameCache, sseFrame } from "../../realtime/sse_frame.ts";
+
+Deno.test("an event is id, event and one data line, ended by a blank line", () => {
+  assert.equal(
+    sseFrame({ id: 7, event: "order", data: '{"seq":7}' }),
+    'id: 7\nevent: order\ndata: {"seq":7}\n\n',
+  );
+});
+
+Deno.test("the retry hint and the heartbeat are messages of their own", () => {
+  assert.equal(sseFrame({ retry: 1000 }), "retry: 1000\n\n");
+  assert.equal(sseFrame({ comment: "ping" }), ": ping\n\n");
+});
+
+Deno.test("an unnamed message (htmx swaps these) has no event line", () => {
+  assert.equal(sseFrame({ id: 3, data: "<tr></tr>" }), "id: 3\ndata: <tr></tr>\n\n");
+  assert.equal(sseFrame({ event: "", data: "x" }), "data: x\n\n");
+});
+
+Deno.test("multi-line data becomes one data line per line, whatever the line break", () => {
+  assert.equal(sseFrame({ data: "a\nb\r\nc\rd" }), "data: a\ndata: b\ndata: c\ndata: d\n\n");
+  assert.equal(sseFrame({ data: "" }), "data: \n\n");
+  // A payload cannot end the message early or smuggle in a field of its own.
+  assert.equal(sseFrame({ data: "x\n\nid: 99" }), "data: x\ndata: \ndata: id: 99\n\n");
+});
+
+Deno.test("CR, LF or NUL in an id or an event name is refused as a programming error", () => {
+  for (const bad of ["a\nb", "a\rb", "a\r\nb", "a\0b"]) {
+    assert.throws(() => sseFrame({ id: bad, data: "x" }), TypeError, `id ${JSON.stringify(bad)}`);
+    assert.throws(() => sseFrame({ event: bad, data: "x" }), TypeError, JSON.stringify(bad));
+  }
+});
+
+Deno.test("a retry that is not a non-negative integer, or an empty message, is refused", () => {
+  for (const bad of [-1, 1.5, NaN, Infinity]) assert.throws(() => sseFrame({ retry: bad }));
+  assert.throws(() => sseFrame({}), TypeError);
+});
+
+Deno.test("several messages encode to their UTF-8 bytes back to back", () => {
+  const bytes = encodeSse({ event: "status", data: "{}" }, { data: "é" });
+  assert.equal(new TextDecoder().decode(bytes), "event: status\ndata: {}\n\ndata: é\n\n");
+});
+
+const event = (seq: number): OrderEvent => ({ seq } as unknown as OrderEvent);
+
+Deno.test("an event's frame is built once and the same bytes serve every later ask", () => {
+  const cache = frameCache();
+  let builds = 0;
+  const build = (e: OrderEvent) => (builds++, { id: e.seq, event: "order", data: "{}" });
+  const e = event(1);
+  const first = cache.event(e, build);
+  assert.equal(cache.event(e, build), first);
+  assert.equal(builds, 1);
+  assert.notEqual(cache.event(event(1), build), first, "another event object is its own entry");
+  assert.equal(builds, 2);
+});
+
+Deno.test("a batch's frame is shared only by a batch of the very same events", () => {
+  const cache = frameCache();
+  let builds = 0;
+  const build = (es: OrderEvent[]) => (builds++, { id: es[es.length - 1].seq, data: "x" });
+  const [a, b, c] = [event(1), event(2), event(3)];
+  const ab = cache.batch([a, b], build);
+  assert.equal(cache.batch([a, b], build), ab);
+  assert.equal(builds, 1);
+  cache.batch([b], build); // same last event, different batch
+  cache.batch([c, b], build);
+  assert.equal(builds, 3);
+  assert.equal(new TextDecoder().decode(ab), "id: 2\ndata: x\n\n");
+});
