@@ -1,4 +1,5 @@
 /** Identifiers: UUIDv7 for orders (time-ordered, so ids sort newest-last and index well). */
+import { AppError } from "./errors.ts";
 
 let lastMs = 0;
 let counter = 0;
@@ -34,4 +35,13 @@ export function uuidv7(now: number = Date.now()): string {
 /** Whether a string is a well-formed UUID (any version), lower or upper case. */
 export function isUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+/**
+ * An order id from a request (a path segment): checked for shape (400 otherwise, before any
+ * lookup, so a malformed id never reaches the store) and lower-cased, as ids are stored.
+ */
+export function orderIdOf(raw: string): string {
+  if (!isUuid(raw)) throw new AppError("invalid_request", "order id must be a UUID");
+  return raw.toLowerCase();
 }

@@ -9,10 +9,11 @@ import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { deviceLabel, startSession } from "../auth/sessions.ts";
 import { AppError } from "../orders/errors.ts";
-import { isUuid } from "../orders/ids.ts";
+import { orderIdOf } from "../orders/ids.ts";
 import { ExecutionReport, OrderRequest, ReplaceRequest } from "../orders/model.ts";
 import type { AppEnv, AuthInfo, Deps } from "./context.ts";
 import { parseWith, readJson } from "./middleware.ts";
+import { endDeviceSession } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
 
 /**
@@ -46,9 +47,7 @@ export function clientAddress(c: Context): string {
 }
 
 function orderIdParam(c: Context): string {
-  const id = c.req.param("id") ?? "";
-  if (!isUuid(id)) throw new AppError("invalid_request", "order id must be a UUID");
-  return id.toLowerCase();
+  return orderIdOf(c.req.param("id") ?? "");
 }
 
 /** The JSON API routes. `requireApiAuth` is the auth middleware answering 401 in JSON. */
@@ -93,20 +92,17 @@ export function apiRoutes(
       const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
       if (!service || !m || !sameSecret(m[1], service)) return await next();
       const id = c.req.param("id");
-      if (!(await store.revokeSession(null, id, deps.now()))) {
+      if (!(await endDeviceSession(deps, null, id))) {
         throw new AppError("not_found", `No session ${id}`);
       }
-      deps.hub.endSession(id, "session revoked");
       return c.body(null, 204);
     },
     requireApiAuth,
     async (c) => {
       const id = c.req.param("id");
-      if (!(await store.revokeSession(auth(c).userId, id, deps.now()))) {
+      if (!(await endDeviceSession(deps, auth(c).userId, id))) {
         throw new AppError("not_found", `No session ${id}`);
       }
-      // The change feed also tells every instance; ending here too makes this one immediate.
-      deps.hub.endSession(id, "session revoked");
       return c.body(null, 204);
     },
   );

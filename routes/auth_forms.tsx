@@ -8,6 +8,7 @@ import { LoginPage } from "../views/pages.tsx";
 import { clientAddress, Username } from "./api.ts";
 import type { AppEnv, Deps } from "./context.ts";
 import type { Limits } from "./rate_limit.ts";
+import { endDeviceSession } from "./sessions.ts";
 
 /** Whether cookies must be Secure (served over https, directly or behind a proxy). */
 export function secureCookies(c: Context, publicOrigin: string | null): boolean {
@@ -63,8 +64,7 @@ export function authFormRoutes(
 
   app.post("/logout", requirePageAuth, async (c) => {
     const { userId, sessionId } = c.get("auth");
-    await deps.store.revokeSession(userId, sessionId, deps.now());
-    deps.hub.endSession(sessionId, "logged out");
+    await endDeviceSession(deps, userId, sessionId, "logged out");
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
     return c.redirect("/login", 303);
   });

@@ -5,13 +5,14 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
-import { isUuid } from "../orders/ids.ts";
+import { orderIdOf } from "../orders/ids.ts";
 import { type Order, OrderRequest } from "../orders/model.ts";
 import { OrderRow } from "../views/order_row.tsx";
 import { Toast } from "../views/fragments.tsx";
 import { BlotterPage, DevicesPage, MoreRow, OrderPage, type Tab, TABS } from "../views/pages.tsx";
 import type { AppEnv, Deps } from "./context.ts";
 import { parseWith } from "./middleware.ts";
+import { endDeviceSession } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
 
 const PAGE_SIZE = 50;
@@ -111,11 +112,10 @@ export function pageRoutes(
   });
 
   app.get("/orders/:id", requirePageAuth, async (c) => {
-    const id = c.req.param("id");
-    if (!isUuid(id)) throw new AppError("invalid_request", "order id must be a UUID");
+    const id = orderIdOf(c.req.param("id"));
     const { userId } = c.get("auth");
     const seq = await store.currentSeq(userId);
-    const order = await store.getOrder(userId, id.toLowerCase());
+    const order = await store.getOrder(userId, id);
     if (!order) throw new AppError("not_found", `No order ${id}`);
     const events = await store.orderEvents(userId, order.id);
     return c.html(String(
@@ -165,15 +165,14 @@ export function pageRoutes(
   });
 
   app.post("/orders/:id/cancel", requirePageAuth, async (c) => {
-    const id = c.req.param("id");
-    if (!isUuid(id)) throw new AppError("invalid_request", "order id must be a UUID");
+    const id = orderIdOf(c.req.param("id"));
     const { userId } = c.get("auth");
     limits.orderActions.take(userId);
     try {
-      await store.requestCancel(userId, id.toLowerCase(), deps.now());
+      await store.requestCancel(userId, id, deps.now());
     } catch (err) {
       if (!(err instanceof AppError) || !fromHtmx(c) || err.status >= 500) throw err;
-      const order = await store.getOrder(userId, id.toLowerCase());
+      const order = await store.getOrder(userId, id);
       return c.html(
         order
           ? String(
@@ -205,18 +204,14 @@ export function pageRoutes(
     const { userId, sessionId } = c.get("auth");
     for (const s of await store.listSessions(userId)) {
       if (s.id === sessionId) continue;
-      await store.revokeSession(userId, s.id, deps.now());
-      deps.hub.endSession(s.id, "session revoked");
+      await endDeviceSession(deps, userId, s.id);
     }
     return c.redirect("/devices", 303);
   });
 
   app.post("/devices/:id/revoke", requirePageAuth, async (c) => {
     const { userId } = c.get("auth");
-    const id = c.req.param("id");
-    if (await store.revokeSession(userId, id, deps.now())) {
-      deps.hub.endSession(id, "session revoked");
-    }
+    await endDeviceSession(deps, userId, c.req.param("id"));
     return c.redirect("/devices", 303);
   });
 
