@@ -71,7 +71,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     feedStatus: feed.status,
     now: () => new Date(),
   });
-  const server = serve(app, { port: config.port, host: config.host });
+  const server = serve(app, { port: config.port, host: config.host, log });
   log.info("Blotter is listening", {
     url: `http://${config.host}:${server.port}`,
     store: store.kind,

@@ -3,6 +3,7 @@
  * routes/, so auth/ never imports up the house; routes/context.ts re-exports the context types.
  */
 import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
 import type { SessionStore } from "../store/store.ts";
 
 /** Who is calling: the user, the device session, and how the credential arrived. */
@@ -22,4 +23,6 @@ export interface AuthDeps {
   store: Pick<SessionStore, "ensureSession" | "sessionByTokenHash" | "touchSession">;
   /** The clock; tests may pass their own. */
   now: () => Date;
+  /** Where a failed last-seen write is said (never with a credential). */
+  log: Logger;
 }

@@ -69,6 +69,9 @@ export function jwtVerifier(
       if (typeof sub !== "string" || !sub || typeof sid !== "string" || !sid) return null;
       return { userId: sub, sessionId: sid };
     } catch {
+      // A token that fails verification (bad signature, expired, malformed) is no credential:
+      // the caller answers 401. Nothing is logged: the reason is the caller's to fix, and a log
+      // line per forged token would be the attacker's to fill (and must never carry the token).
       return null;
     }
   };
@@ -79,6 +82,7 @@ function headerAlg(token: string): "RS256" | "ES256" {
     const header = JSON.parse(atob(token.split(".")[0].replaceAll("-", "+").replaceAll("_", "/")));
     return header.alg === "ES256" ? "ES256" : "RS256";
   } catch {
+    // An unreadable header cannot verify anyway; RS256 lets the verifier refuse it (401).
     return "RS256";
   }
 }

@@ -53,7 +53,13 @@ export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<Aut
     }
     if (!session || session.revoked_at) return null;
     if (now.getTime() - Date.parse(session.last_seen_at) > TOUCH_EVERY_MS) {
-      deps.store.touchSession(session.id, now).catch(() => {});
+      // Not awaited: last-seen is a convenience for the devices page and must not slow or fail
+      // the request. A failure is still said (no credential in it: the id names the session,
+      // it does not grant it).
+      const sessionId = session.id;
+      deps.store.touchSession(sessionId, now).catch((err) =>
+        deps.log.warn("could not record a session's last use", { session_id: sessionId, err })
+      );
     }
     return { userId: session.user_id, sessionId: session.id, via };
   };

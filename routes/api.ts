@@ -42,6 +42,7 @@ export function clientAddress(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {
+    // No socket behind the request (`app.request()` in tests): one shared bucket is right.
     return "unknown";
   }
 }

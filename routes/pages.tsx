@@ -67,8 +67,12 @@ export function pageRoutes(
       c.header("content-type", CONTENT_TYPES[ext] ?? "application/octet-stream");
       c.header("cache-control", rel.startsWith("vendor/") ? "public, max-age=86400" : "no-cache");
       return c.body(body);
-    } catch {
-      return c.notFound();
+    } catch (err) {
+      // A missing file is a 404; anything else (permissions, I/O) is a real failure.
+      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.IsADirectory) {
+        return c.notFound();
+      }
+      throw err;
     }
   });
   // The service worker must be served from the root to control the whole site.
