@@ -7,6 +7,7 @@
 import { AppError } from "../orders/errors.ts";
 import type { OrderEvent } from "../orders/model.ts";
 import type { Metrics } from "./metrics.ts";
+import { SharedFrames } from "./sse_frame.ts";
 
 /** Whether events are arriving live, as `status` events tell clients. */
 export interface RealtimeStatus {
@@ -42,8 +43,11 @@ export interface Subscriber {
   readonly sessionId: string;
   /** The last seq this stream has sent (or will send, once its replay is done). */
   readonly lastSeq: number;
-  /** New events for this user, in seq order. Must not block; may arrive twice or with gaps. */
-  deliver(events: OrderEvent[]): void;
+  /**
+   * New events for this user, in seq order. Must not block; may arrive twice or with gaps.
+   * `shared` (when the user has several streams) holds frames another stream already built.
+   */
+  deliver(events: OrderEvent[], shared?: SharedFrames): void;
   /** The change feed was lost or is back. */
   status(status: RealtimeStatus): void;
   /** A heartbeat tick: write a comment so proxies and clients know the stream is alive. */
@@ -112,11 +116,15 @@ export class Hub {
     };
   }
 
-  /** Delivers one user's new events to each of their streams (none awaited). */
+  /**
+   * Delivers one user's new events to each of their streams (none awaited). Each event is framed
+   * once for all of them: the streams share one `SharedFrames` for this publish.
+   */
   publish(userId: string, events: OrderEvent[]): void {
     const subs = this.#users.get(userId);
     if (!subs) return;
-    for (const s of subs) s.deliver(events);
+    const shared = subs.size > 1 ? new SharedFrames() : undefined;
+    for (const s of subs) s.deliver(events, shared);
   }
 
   /** Ends every stream of a device session (logout, revoke). */

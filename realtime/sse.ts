@@ -15,7 +15,13 @@ import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
 import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
-import { encodeSse, type FrameCache, frameCache, type SseMessage } from "./sse_frame.ts";
+import {
+  type BatchFrames,
+  batchFrames,
+  encodeSse,
+  type SharedFrames,
+  type SseMessage,
+} from "./sse_frame.ts";
 
 /** The headers every stream answers with. */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -54,11 +60,11 @@ export interface StreamFormat {
   renderStatus(status: RealtimeStatus): SseMessage[];
 }
 
-/** One frame cache per format, so every stream of that format shares the bytes it builds. */
-const caches = new WeakMap<StreamFormat, FrameCache>();
-function cacheFor(format: StreamFormat): FrameCache {
-  let cache = caches.get(format);
-  if (!cache) caches.set(format, cache = frameCache());
+/** One batch cache per format, so the streams of a format share the batches they frame. */
+const batchCaches = new WeakMap<StreamFormat, BatchFrames>();
+function batchCacheFor(format: StreamFormat): BatchFrames {
+  let cache = batchCaches.get(format);
+  if (!cache) batchCaches.set(format, cache = batchFrames());
   return cache;
 }
 
@@ -108,13 +114,13 @@ export class EventStream implements Subscriber {
   /** Wakes a replay waiting for the client to take what was queued (see `#drained`). */
   #wakeDrained: (() => void) | null = null;
   readonly #o: StreamOptions;
-  readonly #frames: FrameCache;
+  readonly #batches: BatchFrames;
 
   constructor(options: StreamOptions) {
     this.#o = options;
     this.userId = options.userId;
     this.sessionId = options.sessionId;
-    this.#frames = cacheFor(options.format);
+    this.#batches = batchCacheFor(options.format);
     this.body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -201,7 +207,7 @@ export class EventStream implements Subscriber {
     if (held.length > 0) this.deliver(held);
   }
 
-  deliver(events: OrderEvent[]): void {
+  deliver(events: OrderEvent[], shared?: SharedFrames): void {
     if (this.#closed) return;
     if (this.#held) {
       this.#held.push(...events);
@@ -221,8 +227,8 @@ export class EventStream implements Subscriber {
     // Contiguous from here; anything after an internal jump is held back for a fill.
     let n = 1;
     while (n < fresh.length && fresh[n].seq === fresh[n - 1].seq + 1) n++;
-    this.#send(fresh.slice(0, n), true);
-    if (n < fresh.length) this.deliver(fresh.slice(n));
+    this.#send(fresh.slice(0, n), true, shared);
+    if (n < fresh.length) this.deliver(fresh.slice(n), shared);
   }
 
   status(status: RealtimeStatus): void {
@@ -242,7 +248,7 @@ export class EventStream implements Subscriber {
     this.#write(encodeSse({ id: current, event: "reset", data: JSON.stringify({ reason }) }));
   }
 
-  #send(events: OrderEvent[], live: boolean): void {
+  #send(events: OrderEvent[], live: boolean, shared?: SharedFrames): void {
     this.#lastSeq = events[events.length - 1].seq;
     const { format, metrics } = this.#o;
     if (live && metrics) {
@@ -251,11 +257,15 @@ export class EventStream implements Subscriber {
     }
     metrics?.eventsDelivered.inc({ format: format.name }, events.length);
     if (format.coalesceMs <= 0) {
-      for (const e of events) this.#write(this.#frames.event(e, this.#eventMessage));
+      for (const e of events) {
+        this.#write(
+          shared ? shared.event(format, e, this.#eventMessage) : encodeSse(this.#eventMessage(e)),
+        );
+      }
       return;
     }
     if (!live) {
-      this.#write(this.#frames.batch(events, this.#batchMessage));
+      this.#write(this.#batches.batch(events, this.#batchMessage));
       return;
     }
     // HTML: at most one message per window, latest state of each order wins (render decides).
@@ -271,10 +281,10 @@ export class EventStream implements Subscriber {
     const batch = this.#batch;
     this.#batch = [];
     this.#lastFlush = Date.now();
-    this.#write(this.#frames.batch(batch, this.#batchMessage));
+    this.#write(this.#batches.batch(batch, this.#batchMessage));
   }
 
-  /** One event as its own message (JSON): the same for every stream, so it is cached. */
+  /** One event as its own message (JSON): the same for every stream, so it is shared. */
   readonly #eventMessage = (e: OrderEvent): SseMessage => ({
     id: e.seq,
     event: this.#o.format.eventName,

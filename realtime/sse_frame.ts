@@ -8,8 +8,9 @@
  *   because a client would read it as a different message (or, for NUL, ignore the id);
  * - `retry` is a non-negative integer of milliseconds.
  *
- * It also holds the encode-once caches: one event's frame is the same bytes for every stream of
- * its user, so it is built once per event and shared (see `frameCache`).
+ * It also holds the encode-once pieces: one event's frame is the same bytes for every stream of
+ * its user, so it is built once per publish and shared (`SharedFrames`); the HTML stream's
+ * coalesced batches likewise (`batchFrames`).
  */
 import type { OrderEvent } from "../orders/model.ts";
 
@@ -28,6 +29,7 @@ export interface SseMessage {
 }
 
 const LINE_BREAK = /\r\n|\r|\n/;
+const HAS_LINE_BREAK = /[\r\n]/;
 const FORBIDDEN_IN_FIELD = /[\r\n\0]/;
 
 function checkedField(name: "id" | "event", value: string): string {
@@ -49,10 +51,15 @@ export function sseFrame(msg: SseMessage): string {
     }
     out += `retry: ${msg.retry}\n`;
   }
-  if (msg.id !== undefined) out += `id: ${checkedField("id", String(msg.id))}\n`;
+  if (msg.id !== undefined) {
+    // A number cannot hold a line break; only a string id needs the check.
+    out += `id: ${typeof msg.id === "number" ? msg.id : checkedField("id", msg.id)}\n`;
+  }
   if (msg.event) out += `event: ${checkedField("event", msg.event)}\n`;
   if (msg.data !== undefined) {
-    for (const line of msg.data.split(LINE_BREAK)) out += `data: ${line}\n`;
+    // One line (every JSON event) is the common case: no split, no array.
+    if (!HAS_LINE_BREAK.test(msg.data)) out += `data: ${msg.data}\n`;
+    else for (const line of msg.data.split(LINE_BREAK)) out += `data: ${line}\n`;
   }
   if (out === "") throw new TypeError("An SSE message needs at least one field");
   return `${out}\n`;
@@ -66,30 +73,38 @@ export function encodeSse(...messages: SseMessage[]): Uint8Array {
 }
 
 /**
- * Frames built once and shared. The hub hands the same event objects to every stream of a user
- * (live, and after a catch-up), so a cache keyed by the event object turns N encodings into one;
- * entries go when the events do (WeakMap).
+ * One publish's frames, shared by the streams it reaches. The hub makes one per publish when a
+ * user has more than one stream (and none for a single stream, which would only pay for the
+ * cache): the first stream builds an event's frame, the others write the very same bytes. It
+ * lives only as long as the publish, so it needs no bound or eviction.
  */
-export interface FrameCache {
-  /** The frame for one event (built on first use, then the same bytes for every stream). */
-  event(event: OrderEvent, build: (event: OrderEvent) => SseMessage): Uint8Array;
-  /**
-   * The frame for a batch (the HTML stream's coalescing window). Streams of one user that flush
-   * the same events in a window share one rendering; any other batch is built afresh.
-   */
+export class SharedFrames {
+  readonly #byFormat = new Map<object, Map<OrderEvent, Uint8Array>>();
+
+  /** The frame of `event` in `format` (the stream's format object), built on first ask. */
+  event(format: object, event: OrderEvent, build: (event: OrderEvent) => SseMessage): Uint8Array {
+    let frames = this.#byFormat.get(format);
+    if (!frames) this.#byFormat.set(format, frames = new Map());
+    let bytes = frames.get(event);
+    if (!bytes) frames.set(event, bytes = encodeSse(build(event)));
+    return bytes;
+  }
+}
+
+/**
+ * The HTML stream's frames for coalesced batches. Streams of one user that flush the same events
+ * in a window (the usual case: the same publish reached each) share one rendering; any other
+ * batch is built afresh. Keyed weakly by the batch's last event, so entries go with the events.
+ */
+export interface BatchFrames {
+  /** The frame for `events` (built by `build` unless the same events were just framed). */
   batch(events: OrderEvent[], build: (events: OrderEvent[]) => SseMessage): Uint8Array;
 }
 
-/** A new, empty frame cache (one per stream format). */
-export function frameCache(): FrameCache {
-  const single = new WeakMap<OrderEvent, Uint8Array>();
+/** A new batch-frame cache (one per stream format). */
+export function batchFrames(): BatchFrames {
   const batches = new WeakMap<OrderEvent, { events: OrderEvent[]; bytes: Uint8Array }>();
   return {
-    event(event, build) {
-      let bytes = single.get(event);
-      if (!bytes) single.set(event, bytes = encodeSse(build(event)));
-      return bytes;
-    },
     batch(events, build) {
       const last = events[events.length - 1];
       const hit = batches.get(last);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { OrderEvent } from "../../orders/model.ts";
-import { encodeSse, frameCache, sseFrame } from "../../realtime/sse_frame.ts";
+import { batchFrames, encodeSse, SharedFrames, sseFrame } from "../../realtime/sse_frame.ts";
 
 Deno.test("an event is id, event and one data line, ended by a blank line", () => {
   assert.equal(
@@ -45,20 +45,23 @@ Deno.test("several messages encode to their UTF-8 bytes back to back", () => {
 
 const event = (seq: number): OrderEvent => ({ seq } as unknown as OrderEvent);
 
-Deno.test("an event's frame is built once and the same bytes serve every later ask", () => {
-  const cache = frameCache();
+Deno.test("within one publish an event's frame is built once and shared, per format", () => {
+  const shared = new SharedFrames();
+  const [json, other] = [{}, {}];
   let builds = 0;
   const build = (e: OrderEvent) => (builds++, { id: e.seq, event: "order", data: "{}" });
   const e = event(1);
-  const first = cache.event(e, build);
-  assert.equal(cache.event(e, build), first);
+  const first = shared.event(json, e, build);
+  assert.equal(shared.event(json, e, build), first);
   assert.equal(builds, 1);
-  assert.notEqual(cache.event(event(1), build), first, "another event object is its own entry");
-  assert.equal(builds, 2);
+  assert.notEqual(shared.event(json, event(1), build), first, "another event is its own entry");
+  shared.event(other, e, build);
+  assert.equal(builds, 3, "another format frames the event its own way");
+  assert.equal(new TextDecoder().decode(first), "id: 1\nevent: order\ndata: {}\n\n");
 });
 
 Deno.test("a batch's frame is shared only by a batch of the very same events", () => {
-  const cache = frameCache();
+  const cache = batchFrames();
   let builds = 0;
   const build = (es: OrderEvent[]) => (builds++, { id: es[es.length - 1].seq, data: "x" });
   const [a, b, c] = [event(1), event(2), event(3)];
