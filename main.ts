@@ -42,8 +42,20 @@ async function openStore(config: Config, log: Logger): Promise<Store> {
   return await openKvStore(config.kvPath);
 }
 
-/** Starts every part of Blotter and the HTTP server. */
-export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
+/** Blotter without its socket: the app object, and how to stop what runs behind it. */
+export interface AssembledBlotter {
+  /** The Hono app; `app.fetch` serves it, `app.request()` calls it in-process (tests). */
+  app: ReturnType<typeof createApp>;
+  /** Which store it opened (for the start-up log line). */
+  storeKind: Store["kind"];
+  /** Ends every open stream (they reconnect), as shutdown does first. */
+  endStreams(): void;
+  /** Stops the timers, the venue, the feed, push and the store (after the server has stopped). */
+  stop(): Promise<void>;
+}
+
+/** Starts every part of Blotter except the HTTP server. */
+export async function assembleBlotter(config: Config, log: Logger): Promise<AssembledBlotter> {
   const store = await openStore(config, log);
   const metrics = new Metrics();
   const processMetrics = registerProcessMetrics(metrics);
@@ -71,10 +83,28 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     feedStatus: feed.status,
     now: () => new Date(),
   });
-  const server = serve(app, { port: config.port, host: config.host, log });
+  return {
+    app,
+    storeKind: store.kind,
+    endStreams: () => hub.closeAll("server shutting down"),
+    async stop() {
+      clearInterval(prune);
+      processMetrics.stop();
+      await venue?.stop();
+      feed.stop();
+      await push.close();
+      await store.close();
+    },
+  };
+}
+
+/** Starts every part of Blotter and the HTTP server. */
+export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
+  const blotter = await assembleBlotter(config, log);
+  const server = serve(blotter.app, { port: config.port, host: config.host, log });
   log.info("Blotter is listening", {
     url: `http://${config.host}:${server.port}`,
-    store: store.kind,
+    store: blotter.storeKind,
     auth: config.auth.mode,
     simulator: config.simulator,
   });
@@ -97,15 +127,10 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   let stopping: Promise<void> | null = null;
   const stop = () =>
     stopping ??= (async () => {
-      clearInterval(prune);
-      processMetrics.stop();
       // Ask every stream to reconnect (elsewhere, or here after a restart), then stop serving.
-      hub.closeAll("server shutting down");
+      blotter.endStreams();
       await server.shutdown();
-      await venue?.stop();
-      feed.stop();
-      await push.close();
-      await store.close();
+      await blotter.stop();
     })();
   return { port: server.port, stop };
 }

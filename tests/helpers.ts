@@ -1,10 +1,12 @@
 /**
- * Shared test plumbing: a real Blotter on a real socket (port 0), dev-mode sessions, and an SSE
- * reader over a real connection. No mocks: the store, the server and the streams are the product's.
+ * Shared test plumbing: a real Blotter on a real socket (port 0) for streams, or the same Blotter
+ * called in-process through `app.request()` for plain requests (Hono's style); dev-mode sessions;
+ * an SSE reader over a real connection; and the one wrapper that turns Deno's sanitizers off.
+ * No mocks: the store, the app and the streams are the product's.
  */
-import { loadConfig } from "../config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { createLogger, silentLogger } from "../log.ts";
-import { type RunningBlotter, startBlotter } from "../main.ts";
+import { assembleBlotter, type RunningBlotter, startBlotter } from "../main.ts";
 import { Hub } from "../realtime/hub.ts";
 import { Metrics } from "../realtime/metrics.ts";
 import { createPushDispatcher } from "../realtime/push.ts";
@@ -19,9 +21,24 @@ export interface TestServer extends RunningBlotter {
   url: string;
 }
 
-/** Starts Blotter on a free port with test-friendly settings (KV in memory unless overridden). */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const config = loadConfig({
+/**
+ * The one place Deno's leak sanitizers (ops and resources) are turned off; every other test keeps
+ * them on. `reason` says why this test cannot pass them — e.g. a streaming response body that
+ * Deno's HTTP server finishes closing after the test has returned, or a child process's pipes.
+ */
+export function testWithoutSanitizers(
+  name: string,
+  reason: string,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+  options: { ignore?: boolean } = {},
+): void {
+  if (reason.trim() === "") throw new Error(`say why ${name} turns the sanitizers off`);
+  Deno.test({ name, ignore: options.ignore, sanitizeOps: false, sanitizeResources: false, fn });
+}
+
+/** Test-friendly settings (KV in memory, dev auth, no venue, no rate limits) plus `env`. */
+function testConfig(env: Record<string, string>): Config {
+  return loadConfig({
     AUTH_MODE: "dev",
     KV_PATH: ":memory:",
     PORT: "0",
@@ -31,19 +48,58 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     RATE_LIMIT: "off",
     ...env,
   });
-  const running = await startBlotter(
-    config,
-    Deno.env.get("TEST_LOG") ? createLogger("debug") : silentLogger,
-  );
+}
+
+function testLogger() {
+  return Deno.env.get("TEST_LOG") ? createLogger("debug") : silentLogger;
+}
+
+/** Starts Blotter on a free port with test-friendly settings (KV in memory unless overridden). */
+export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const running = await startBlotter(testConfig(env), testLogger());
   return { ...running, url: `http://127.0.0.1:${running.port}` };
+}
+
+/** Blotter assembled as main.ts does (store, hub, feed, push), called without a socket. */
+export interface InProcessBlotter {
+  /** The origin requests carry; nothing listens there. */
+  readonly url: string;
+  /** Calls the app in-process (`app.request()`), as `fetch` would over the socket. */
+  fetch(input: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/** Starts Blotter in-process with the same settings as `startServer`, for plain requests. */
+export async function startInProcess(env: Record<string, string> = {}): Promise<InProcessBlotter> {
+  const blotter = await assembleBlotter(testConfig(env), testLogger());
+  return {
+    url: "http://blotter.test",
+    fetch: async (input, init) => await blotter.app.request(input, init),
+    async stop() {
+      blotter.endStreams();
+      await blotter.stop();
+    },
+  };
+}
+
+/** Where a test sends requests: a server's URL, a running server, or an in-process Blotter. */
+export type Target = string | {
+  readonly url: string;
+  fetch?: (input: string, init?: RequestInit) => Promise<Response>;
+};
+
+/** Sends a request for `path` to `target`: over its socket, or through `app.request()`. */
+export function send(target: Target, path: string, init?: RequestInit): Promise<Response> {
+  if (typeof target === "string") return fetch(`${target}${path}`, init);
+  return (target.fetch ?? fetch)(`${target.url}${path}`, init);
 }
 
 /** Signs a user in through the API; returns the bearer token and session id. */
 export async function login(
-  url: string,
+  target: Target,
   username: string,
 ): Promise<{ token: string; session_id: string; user_id: string }> {
-  const res = await fetch(`${url}/api/v1/sessions`, {
+  const res = await send(target, "/api/v1/sessions", {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ username }),
@@ -58,13 +114,13 @@ export type Json = any;
 
 /** Calls the JSON API with a bearer token. */
 export async function api(
-  url: string,
+  target: Target,
   token: string,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`${url}${path}`, {
+  const res = await send(target, path, {
     method,
     headers: {
       authorization: `Bearer ${token}`,

@@ -1,15 +1,18 @@
-/** The JSON API over a real socket: validation, ownership, idempotency, ingest, CSRF, limits. */
+/**
+ * The JSON API, called in-process through `app.request()` (no socket needed for plain requests):
+ * validation, ownership, idempotency, ingest, CSRF, limits.
+ */
 import assert from "node:assert/strict";
-import { api, INGEST_TOKEN, login, startServer } from "../helpers.ts";
+import { api, INGEST_TOKEN, login, send, startInProcess, type Target } from "../helpers.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "10" };
 
 function t(name: string, fn: () => Promise<void>) {
-  Deno.test({ name: `api: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({ name: `api: ${name}`, fn });
 }
 
-async function ingest(url: string, body: unknown, token = INGEST_TOKEN) {
-  const res = await fetch(`${url}/api/v1/executions`, {
+async function ingest(target: Target, body: unknown, token = INGEST_TOKEN) {
+  const res = await send(target, "/api/v1/executions", {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
@@ -18,10 +21,10 @@ async function ingest(url: string, body: unknown, token = INGEST_TOKEN) {
 }
 
 t("orders: place, read, list, events; decimals stay strings", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const { token } = await login(s.url, "alice");
-    const placed = await api(s.url, token, "POST", "/api/v1/orders", {
+    const { token } = await login(s, "alice");
+    const placed = await api(s, token, "POST", "/api/v1/orders", {
       ...ORDER,
       type: "limit",
       limit_price: "187.25",
@@ -32,14 +35,14 @@ t("orders: place, read, list, events; decimals stay strings", async () => {
     assert.equal(placed.json.qty, "0.000000001");
     assert.equal(placed.json.limit_price, "187.25");
     assert.equal(placed.json.time_in_force, "day");
-    const got = await api(s.url, token, "GET", `/api/v1/orders/${placed.json.id}`);
+    const got = await api(s, token, "GET", `/api/v1/orders/${placed.json.id}`);
     assert.deepEqual(got.json, placed.json);
-    const list = await api(s.url, token, "GET", "/api/v1/orders?status=open&limit=1");
+    const list = await api(s, token, "GET", "/api/v1/orders?status=open&limit=1");
     assert.equal(list.status, 200);
     assert.deepEqual(list.json.orders.map((o: { id: string }) => o.id), [placed.json.id]);
-    const events = await api(s.url, token, "GET", `/api/v1/orders/${placed.json.id}/events`);
+    const events = await api(s, token, "GET", `/api/v1/orders/${placed.json.id}/events`);
     assert.deepEqual(events.json.events.map((e: { type: string }) => e.type), ["pending_new"]);
-    const crypto = await api(s.url, token, "POST", "/api/v1/orders", {
+    const crypto = await api(s, token, "POST", "/api/v1/orders", {
       symbol: "btc-usd",
       asset_class: "crypto",
       side: "buy",
@@ -54,9 +57,9 @@ t("orders: place, read, list, events; decimals stay strings", async () => {
 });
 
 t("bad input is a clear 400 and changes nothing", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const { token } = await login(s.url, "bob");
+    const { token } = await login(s, "bob");
     for (
       const bad of [
         { ...ORDER, qty: "1e3" },
@@ -68,36 +71,36 @@ t("bad input is a clear 400 and changes nothing", async () => {
         { ...ORDER, extra: true },
       ]
     ) {
-      const res = await api(s.url, token, "POST", "/api/v1/orders", bad);
+      const res = await api(s, token, "POST", "/api/v1/orders", bad);
       assert.equal(res.status, 400, JSON.stringify(bad));
       assert.equal(res.json.error.code, "invalid_request");
       assert.equal(typeof res.json.error.message, "string");
     }
-    assert.equal((await api(s.url, token, "GET", "/api/v1/orders")).json.orders.length, 0);
-    assert.equal((await api(s.url, token, "GET", "/api/v1/orders/not-a-uuid")).status, 400);
-    assert.equal((await api(s.url, token, "GET", "/api/v1/orders?limit=0")).status, 400);
-    assert.equal((await api(s.url, token, "GET", "/api/v1/orders?status=weird")).status, 400);
-    assert.equal((await api(s.url, token, "GET", "/api/v1/orders?cursor=zzz")).status, 400);
+    assert.equal((await api(s, token, "GET", "/api/v1/orders")).json.orders.length, 0);
+    assert.equal((await api(s, token, "GET", "/api/v1/orders/not-a-uuid")).status, 400);
+    assert.equal((await api(s, token, "GET", "/api/v1/orders?limit=0")).status, 400);
+    assert.equal((await api(s, token, "GET", "/api/v1/orders?status=weird")).status, 400);
+    assert.equal((await api(s, token, "GET", "/api/v1/orders?cursor=zzz")).status, 400);
     // An unknown query parameter (a cache-buster) is ignored, not refused.
     assert.equal(
-      (await api(s.url, token, "GET", "/api/v1/orders?limit=5&_=1732500000")).status,
+      (await api(s, token, "GET", "/api/v1/orders?limit=5&_=1732500000")).status,
       200,
     );
-    const noType = await fetch(`${s.url}/api/v1/orders`, {
+    const noType = await send(s, `/api/v1/orders`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}` },
       body: JSON.stringify(ORDER),
     });
     assert.equal(noType.status, 415);
     assert.equal((await noType.json()).error.code, "unsupported_media_type");
-    const big = await fetch(`${s.url}/api/v1/orders`, {
+    const big = await send(s, `/api/v1/orders`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify({ ...ORDER, pad: "x".repeat(1024 * 1024 + 10) }),
     });
     assert.equal(big.status, 413);
     assert.equal((await big.json()).error.code, "payload_too_large");
-    const broken = await fetch(`${s.url}/api/v1/orders`, {
+    const broken = await send(s, `/api/v1/orders`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: "{not json",
@@ -110,11 +113,11 @@ t("bad input is a clear 400 and changes nothing", async () => {
 });
 
 t("nobody sees or touches another user's orders", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const alice = await login(s.url, "alice");
-    const mallory = await login(s.url, "mallory");
-    const { json: order } = await api(s.url, alice.token, "POST", "/api/v1/orders", ORDER);
+    const alice = await login(s, "alice");
+    const mallory = await login(s, "mallory");
+    const { json: order } = await api(s, alice.token, "POST", "/api/v1/orders", ORDER);
     for (
       const [method, path, body] of [
         ["GET", `/api/v1/orders/${order.id}`],
@@ -123,35 +126,35 @@ t("nobody sees or touches another user's orders", async () => {
         ["PATCH", `/api/v1/orders/${order.id}`, { qty: "1" }],
       ] as const
     ) {
-      const res = await api(s.url, mallory.token, method, path, body);
+      const res = await api(s, mallory.token, method, path, body);
       assert.equal(res.status, 404, `${method} ${path}`);
       assert.ok(!JSON.stringify(res.json).includes("alice"));
     }
-    assert.equal((await api(s.url, mallory.token, "GET", "/api/v1/orders")).json.orders.length, 0);
+    assert.equal((await api(s, mallory.token, "GET", "/api/v1/orders")).json.orders.length, 0);
     assert.equal(
-      (await api(s.url, alice.token, "GET", `/api/v1/orders/${order.id}`)).json.status,
+      (await api(s, alice.token, "GET", `/api/v1/orders/${order.id}`)).json.status,
       "pending_new",
     );
-    assert.equal((await fetch(`${s.url}/api/v1/orders`)).status, 401);
-    assert.equal((await api(s.url, "forged-token", "GET", "/api/v1/orders")).status, 401);
+    assert.equal((await send(s, `/api/v1/orders`)).status, 401);
+    assert.equal((await api(s, "forged-token", "GET", "/api/v1/orders")).status, 401);
   } finally {
     await s.stop();
   }
 });
 
 t("client_order_id makes placing idempotent; cancel is 202 then 409 once final", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const { token } = await login(s.url, "carol");
+    const { token } = await login(s, "carol");
     const body = { ...ORDER, type: "limit", limit_price: "1.00", client_order_id: "c-1" };
-    const first = await api(s.url, token, "POST", "/api/v1/orders", body);
-    const again = await api(s.url, token, "POST", "/api/v1/orders", body);
+    const first = await api(s, token, "POST", "/api/v1/orders", body);
+    const again = await api(s, token, "POST", "/api/v1/orders", body);
     assert.equal(first.status, 201);
     assert.equal(again.status, 200);
     assert.equal(again.json.id, first.json.id);
     const id = first.json.id;
     assert.equal(
-      (await ingest(s.url, {
+      (await ingest(s, {
         order_id: id,
         exec_id: "v-1",
         type: "new",
@@ -159,28 +162,28 @@ t("client_order_id makes placing idempotent; cancel is 202 then 409 once final",
       })).status,
       201,
     );
-    const replace = await api(s.url, token, "PATCH", `/api/v1/orders/${id}`, {
+    const replace = await api(s, token, "PATCH", `/api/v1/orders/${id}`, {
       limit_price: "1.10",
     });
     assert.equal(replace.status, 202);
     assert.equal(replace.json.status, "pending_replace");
-    await ingest(s.url, {
+    await ingest(s, {
       order_id: id,
       exec_id: "v-2",
       type: "order_replace_rejected",
       at: new Date().toISOString(),
       reason: "no",
     });
-    const cancel = await api(s.url, token, "POST", `/api/v1/orders/${id}/cancel`);
+    const cancel = await api(s, token, "POST", `/api/v1/orders/${id}/cancel`);
     assert.equal(cancel.status, 202);
     assert.equal(cancel.json.status, "pending_cancel");
-    await ingest(s.url, {
+    await ingest(s, {
       order_id: id,
       exec_id: "v-3",
       type: "canceled",
       at: new Date().toISOString(),
     });
-    const late = await api(s.url, token, "POST", `/api/v1/orders/${id}/cancel`);
+    const late = await api(s, token, "POST", `/api/v1/orders/${id}/cancel`);
     assert.equal(late.status, 409);
     assert.equal(late.json.error.code, "conflict");
   } finally {
@@ -191,11 +194,11 @@ t("client_order_id makes placing idempotent; cancel is 202 then 409 once final",
 t(
   "ingest: 201 applied, 200 duplicate, 409 illegal, 404 unknown, 400 invalid, 401 bad token, batches",
   async () => {
-    const s = await startServer();
-    const off = await startServer({ INGEST_TOKEN: "" }).catch(() => null);
+    const s = await startInProcess();
+    const off = await startInProcess({ INGEST_TOKEN: "" }).catch(() => null);
     try {
-      const { token } = await login(s.url, "dave");
-      const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+      const { token } = await login(s, "dave");
+      const { json: order } = await api(s, token, "POST", "/api/v1/orders", ORDER);
       const at = new Date().toISOString();
       const fill = {
         order_id: order.id,
@@ -206,20 +209,20 @@ t(
         last_price: "187.1",
       };
       assert.equal(
-        (await ingest(s.url, { order_id: order.id, exec_id: "x-0", type: "new", at })).status,
+        (await ingest(s, { order_id: order.id, exec_id: "x-0", type: "new", at })).status,
         201,
       );
-      const applied = await ingest(s.url, fill);
+      const applied = await ingest(s, fill);
       assert.equal(applied.status, 201);
       assert.equal(applied.json.order.filled_qty, "4");
-      const dup = await ingest(s.url, fill);
+      const dup = await ingest(s, fill);
       assert.equal(dup.status, 200);
       assert.deepEqual(dup.json.events, applied.json.events);
-      const over = await ingest(s.url, { ...fill, exec_id: "x-2", last_qty: "7" });
+      const over = await ingest(s, { ...fill, exec_id: "x-2", last_qty: "7" });
       assert.equal(over.status, 409);
       assert.equal(over.json.error.code, "illegal_transition");
       assert.equal(
-        (await ingest(s.url, {
+        (await ingest(s, {
           ...fill,
           exec_id: "x-3",
           order_id: "0190b4a0-7c1e-7000-8000-0000000000a1",
@@ -227,11 +230,11 @@ t(
         404,
       );
       assert.equal(
-        (await ingest(s.url, { ...fill, exec_id: "x-4", last_qty: "1.5e2" })).status,
+        (await ingest(s, { ...fill, exec_id: "x-4", last_qty: "1.5e2" })).status,
         400,
       );
-      assert.equal((await ingest(s.url, fill, "wrong-token-wrong-token")).status, 401);
-      const batch = await ingest(s.url, [fill, {
+      assert.equal((await ingest(s, fill, "wrong-token-wrong-token")).status, 401);
+      const batch = await ingest(s, [fill, {
         ...fill,
         exec_id: "x-5",
         type: "fill",
@@ -240,11 +243,11 @@ t(
       }]);
       assert.equal(batch.status, 200);
       assert.deepEqual(batch.json.results.map((r: { status: number }) => r.status), [200, 201]);
-      const final = await api(s.url, token, "GET", `/api/v1/orders/${order.id}`);
+      const final = await api(s, token, "GET", `/api/v1/orders/${order.id}`);
       assert.equal(final.json.status, "filled");
       assert.equal(final.json.filled_qty, "10");
       assert.equal(final.json.filled_avg_price, "187.16");
-      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      const metrics = await (await send(s, `/metrics`)).text();
       assert.match(metrics, /blotter_ingest_reports_total\{status="201"\} 3/);
     } finally {
       await s.stop();
@@ -254,9 +257,9 @@ t(
 );
 
 t("CSRF: a cookie-borne write from another origin is refused and changes nothing", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const form = await fetch(`${s.url}/login`, {
+    const form = await send(s, `/login`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", origin: s.url },
       body: "username=erin",
@@ -267,7 +270,7 @@ t("CSRF: a cookie-borne write from another origin is refused and changes nothing
     assert.match(cookie, /HttpOnly/i);
     assert.match(cookie, /SameSite=Lax/i);
     const session = cookie.split(";")[0];
-    const evil = await fetch(`${s.url}/api/v1/orders`, {
+    const evil = await send(s, `/api/v1/orders`, {
       method: "POST",
       headers: {
         cookie: session,
@@ -278,15 +281,15 @@ t("CSRF: a cookie-borne write from another origin is refused and changes nothing
     });
     assert.equal(evil.status, 403);
     assert.equal((await evil.json()).error.code, "forbidden");
-    const mine = await fetch(`${s.url}/api/v1/orders`, {
+    const mine = await send(s, `/api/v1/orders`, {
       method: "POST",
       headers: { cookie: session, origin: s.url, "content-type": "application/json" },
       body: JSON.stringify(ORDER),
     });
     assert.equal(mine.status, 201);
-    const list = await fetch(`${s.url}/api/v1/orders`, { headers: { cookie: session } });
+    const list = await send(s, `/api/v1/orders`, { headers: { cookie: session } });
     assert.equal((await list.json()).orders.length, 1);
-    const page = await fetch(`${s.url}/orders`, { headers: { cookie: session } });
+    const page = await send(s, `/orders`, { headers: { cookie: session } });
     const csp = page.headers.get("content-security-policy") ?? "";
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(await page.text(), /<script>(?!<\/script>)|<script>[^<]/);
@@ -296,12 +299,12 @@ t("CSRF: a cookie-borne write from another origin is refused and changes nothing
 });
 
 t("rate limits answer 429 with Retry-After when on", async () => {
-  const s = await startServer({ RATE_LIMIT: "on" });
+  const s = await startInProcess({ RATE_LIMIT: "on" });
   try {
-    const { token } = await login(s.url, "frank");
+    const { token } = await login(s, "frank");
     const statuses: number[] = [];
     for (let i = 0; i < 60; i++) {
-      const res = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+      const res = await api(s, token, "POST", "/api/v1/orders", ORDER);
       statuses.push(res.status);
       if (res.status === 429) {
         assert.equal(res.json.error.code, "rate_limited");
@@ -316,16 +319,16 @@ t("rate limits answer 429 with Retry-After when on", async () => {
 });
 
 t("ops: healthz, readyz, metrics and the VAPID key", async () => {
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    assert.equal((await (await fetch(`${s.url}/healthz`)).json()).status, "ok");
-    const ready = await fetch(`${s.url}/readyz`);
+    assert.equal((await (await send(s, `/healthz`)).json()).status, "ok");
+    const ready = await send(s, `/readyz`);
     assert.equal(ready.status, 200);
     await ready.body?.cancel();
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await send(s, `/metrics`)).text();
     assert.match(metrics, /# TYPE blotter_open_streams gauge/);
     assert.match(metrics, /blotter_delivery_latency_seconds_bucket/);
-    const key = await (await fetch(`${s.url}/api/v1/push/vapid-public-key`)).json();
+    const key = await (await send(s, `/api/v1/push/vapid-public-key`)).json();
     assert.equal(
       Uint8Array.from(
         atob(key.key.replaceAll("-", "+").replaceAll("_", "/")),
@@ -341,26 +344,26 @@ t("ops: healthz, readyz, metrics and the VAPID key", async () => {
 t(
   "the auth service may end any device session with AUTH_SERVICE_TOKEN; others may not",
   async () => {
-    const s = await startServer({ AUTH_SERVICE_TOKEN: "service-token-0123456789" });
+    const s = await startInProcess({ AUTH_SERVICE_TOKEN: "service-token-0123456789" });
     try {
-      const victim = await login(s.url, "hal");
-      const other = await login(s.url, "ida");
+      const victim = await login(s, "hal");
+      const other = await login(s, "ida");
       const refused = await api(
-        s.url,
+        s,
         other.token,
         "DELETE",
         `/api/v1/sessions/${victim.session_id}`,
       );
       assert.equal(refused.status, 404);
-      assert.equal((await api(s.url, victim.token, "GET", "/api/v1/orders")).status, 200);
+      assert.equal((await api(s, victim.token, "GET", "/api/v1/orders")).status, 200);
       const ended = await api(
-        s.url,
+        s,
         "service-token-0123456789",
         "DELETE",
         `/api/v1/sessions/${victim.session_id}`,
       );
       assert.equal(ended.status, 204);
-      assert.equal((await api(s.url, victim.token, "GET", "/api/v1/orders")).status, 401);
+      assert.equal((await api(s, victim.token, "GET", "/api/v1/orders")).status, 401);
     } finally {
       await s.stop();
     }
@@ -370,23 +373,23 @@ t(
 t("PATCH before the venue acknowledged is 202 pending_replace; on a final order 409", async () => {
   // CONTRACT: only a final order refuses a replace. With SIMULATOR=off every order waits in
   // pending_new until a venue reports, so this is the first thing an integrator tries.
-  const s = await startServer();
+  const s = await startInProcess();
   try {
-    const { token } = await login(s.url, "pat");
+    const { token } = await login(s, "pat");
     const body = { ...ORDER, type: "limit", limit_price: "1.00" };
-    const { json: placed } = await api(s.url, token, "POST", "/api/v1/orders", body);
+    const { json: placed } = await api(s, token, "POST", "/api/v1/orders", body);
     assert.equal(placed.status, "pending_new");
-    const replace = await api(s.url, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "2" });
+    const replace = await api(s, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "2" });
     assert.equal(replace.status, 202);
     assert.equal(replace.json.status, "pending_replace");
     const at = new Date().toISOString();
     // The venue's acknowledgement arriving now is accepted and leaves the replace pending.
     assert.equal(
-      (await ingest(s.url, { order_id: placed.id, exec_id: "w-1", type: "new", at }))
+      (await ingest(s, { order_id: placed.id, exec_id: "w-1", type: "new", at }))
         .status,
       201,
     );
-    const replaced = await ingest(s.url, {
+    const replaced = await ingest(s, {
       order_id: placed.id,
       exec_id: "w-2",
       type: "replaced",
@@ -394,7 +397,7 @@ t("PATCH before the venue acknowledged is 202 pending_replace; on a final order 
       qty: "2",
     });
     assert.equal(replaced.status, 201);
-    const final = await api(s.url, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "3" });
+    const final = await api(s, token, "PATCH", `/api/v1/orders/${placed.id}`, { qty: "3" });
     assert.equal(final.status, 409);
     assert.equal(final.json.error.code, "conflict");
   } finally {
@@ -405,17 +408,17 @@ t("PATCH before the venue acknowledged is 202 pending_replace; on a final order 
 t(
   "dev sign-in takes any username; only empty, over-long or control characters are 400",
   async () => {
-    const s = await startServer();
+    const s = await startInProcess();
     try {
       for (
         const username of ["Ada Lovelace", "trader+1@firm.example", "日本の投資家", "<b>x</b>"]
       ) {
-        const res = await api(s.url, "", "POST", "/api/v1/sessions", { username });
+        const res = await api(s, "", "POST", "/api/v1/sessions", { username });
         assert.equal(res.status, 201, username);
         assert.equal(res.json.user_id, username);
       }
       for (const username of ["", "   ", "x".repeat(65), "a\u0000b", "line\nbreak"]) {
-        const res = await api(s.url, "", "POST", "/api/v1/sessions", { username });
+        const res = await api(s, "", "POST", "/api/v1/sessions", { username });
         assert.equal(res.status, 400, JSON.stringify(username));
         assert.equal(res.json.error.code, "invalid_request");
       }

@@ -7,7 +7,16 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
-import { api, INGEST_TOKEN, login, startServer, type TestServer, withApp } from "../helpers.ts";
+import {
+  api,
+  INGEST_TOKEN,
+  type InProcessBlotter,
+  login,
+  send,
+  startInProcess,
+  type Target,
+  withApp,
+} from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "10" };
@@ -38,14 +47,15 @@ function registeredRoutes(): Promise<string[]> {
   );
 }
 
-/** Runs `fn` against a server on KV and one on Postgres (fresh schema, dropped after). */
-function both(name: string, fn: (s: TestServer) => Promise<void>) {
+/**
+ * Runs `fn` against Blotter on KV and on Postgres (fresh schema, dropped after), called
+ * in-process: nothing here needs a socket.
+ */
+function both(name: string, fn: (s: InProcessBlotter) => Promise<void>) {
   Deno.test({
     name: `hardening (kv): ${name}`,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
-      const s = await startServer();
+      const s = await startInProcess();
       try {
         await fn(s);
       } finally {
@@ -56,11 +66,9 @@ function both(name: string, fn: (s: TestServer) => Promise<void>) {
   Deno.test({
     name: `hardening (postgres): ${name}`,
     ignore: NO_POSTGRES,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       const schema = freshSchema();
-      const s = await startServer({ DATABASE_URL, DATABASE_SCHEMA: schema });
+      const s = await startInProcess({ DATABASE_URL, DATABASE_SCHEMA: schema });
       try {
         await fn(s);
       } finally {
@@ -72,11 +80,11 @@ function both(name: string, fn: (s: TestServer) => Promise<void>) {
 }
 
 /** Everything a user can read about their orders, to compare before and after an attack. */
-async function snapshot(url: string, token: string): Promise<string> {
-  const list = await api(url, token, "GET", "/api/v1/orders?status=all&limit=200");
+async function snapshot(target: Target, token: string): Promise<string> {
+  const list = await api(target, token, "GET", "/api/v1/orders?status=all&limit=200");
   const events = await Promise.all(
     list.json.orders.map((o: { id: string }) =>
-      api(url, token, "GET", `/api/v1/orders/${o.id}/events`)
+      api(target, token, "GET", `/api/v1/orders/${o.id}/events`)
     ),
   );
   return JSON.stringify([list.json, events.map((e) => e.json)]);
@@ -89,8 +97,7 @@ both("every registered route is closed to strangers unless it is on the public l
   for (const route of routes) {
     if (PUBLIC.has(route)) continue;
     const [method, path] = route.split(" ");
-    const url = `${s.url}${path.replace(/:\w+/g, id).replace("*", "x")}`;
-    const res = await fetch(url, {
+    const res = await send(s, path.replace(/:\w+/g, id).replace("*", "x"), {
       method,
       redirect: "manual",
       headers: { "content-type": "application/json", origin: s.url },
@@ -109,16 +116,16 @@ both("every registered route is closed to strangers unless it is on the public l
 });
 
 both("hostile input is refused with a JSON error and harms nothing stored", async (s) => {
-  const alice = await login(s.url, "alice");
-  const bob = await login(s.url, "bob");
-  const { json: mine } = await api(s.url, alice.token, "POST", "/api/v1/orders", ORDER);
-  await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", {
+  const alice = await login(s, "alice");
+  const bob = await login(s, "bob");
+  const { json: mine } = await api(s, alice.token, "POST", "/api/v1/orders", ORDER);
+  await api(s, INGEST_TOKEN, "POST", "/api/v1/executions", {
     order_id: mine.id,
     exec_id: "h-new",
     type: "new",
     at: new Date().toISOString(),
   });
-  const before = await snapshot(s.url, alice.token);
+  const before = await snapshot(s, alice.token);
 
   const script = "<script>alert(1)</script>";
   const sql = "'); drop table orders; --";
@@ -142,7 +149,7 @@ both("hostile input is refused with a JSON error and harms nothing stored", asyn
     null,
   ];
   for (const body of badOrders) {
-    const r = await api(s.url, alice.token, "POST", "/api/v1/orders", body);
+    const r = await api(s, alice.token, "POST", "/api/v1/orders", body);
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.equal(r.json.error.code, "invalid_request");
     assert.ok(!JSON.stringify(r.json).includes("stack"), "no stack traces");
@@ -174,7 +181,7 @@ both("hostile input is refused with a JSON error and harms nothing stored", asyn
     }, 409], // more than the order's quantity
   ];
   for (const [body, status] of badReports) {
-    const r = await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", body);
+    const r = await api(s, INGEST_TOKEN, "POST", "/api/v1/executions", body);
     assert.equal(r.status, status, JSON.stringify(body));
     assert.ok(r.json.error.code, JSON.stringify(r.json));
   }
@@ -186,7 +193,7 @@ both("hostile input is refused with a JSON error and harms nothing stored", asyn
       ["PATCH", `/api/v1/orders/${mine.id}`, { qty: "1" }],
     ] as const
   ) {
-    assert.equal((await api(s.url, bob.token, method, path, body)).status, 404);
+    assert.equal((await api(s, bob.token, method, path, body)).status, 404);
   }
   // Push endpoints on private or non-push hosts are refused at subscribe time.
   for (
@@ -198,14 +205,14 @@ both("hostile input is refused with a JSON error and harms nothing stored", asyn
       "javascript:alert(1)",
     ]
   ) {
-    const r = await api(s.url, alice.token, "POST", "/api/v1/push/subscriptions", {
+    const r = await api(s, alice.token, "POST", "/api/v1/push/subscriptions", {
       endpoint,
       keys: { p256dh: "x", auth: "y" },
     });
     assert.equal(r.status, 400, endpoint);
   }
   // A cross-origin form post with the victim's cookie is refused.
-  const csrf = await fetch(`${s.url}/orders`, {
+  const csrf = await send(s, `/orders`, {
     method: "POST",
     redirect: "manual",
     headers: {
@@ -218,13 +225,13 @@ both("hostile input is refused with a JSON error and harms nothing stored", asyn
   await csrf.body?.cancel();
   assert.equal(csrf.status, 403);
 
-  assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
-  assert.equal(await snapshot(s.url, alice.token), before, "stored data unchanged");
+  assert.equal((await send(s, `/healthz`)).status, 200);
+  assert.equal(await snapshot(s, alice.token), before, "stored data unchanged");
 });
 
 both("generated order and report bodies never make the server fail", async (s) => {
-  const { token } = await login(s.url, "fuzz");
-  const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+  const { token } = await login(s, "fuzz");
+  const { json: order } = await api(s, token, "POST", "/api/v1/orders", ORDER);
   const decimalish = fc.oneof(
     fc.string(),
     fc.constantFrom("1", "0.5", "1e3", "-1", "NaN", "00.1", ".5", "5.", "1_000", "１"),
@@ -242,7 +249,7 @@ both("generated order and report bodies never make the server fail", async (s) =
   }, { requiredKeys: [] });
   await fc.assert(
     fc.asyncProperty(orderBody, async (body) => {
-      const r = await api(s.url, token, "POST", "/api/v1/orders", body);
+      const r = await api(s, token, "POST", "/api/v1/orders", body);
       // Either it is a valid order (and then every decimal comes back as a string) or a 400.
       const parsed = OrderRequest.safeParse(body);
       if (parsed.success) {
@@ -263,7 +270,7 @@ both("generated order and report bodies never make the server fail", async (s) =
   }, { requiredKeys: ["order_id", "type"] });
   await fc.assert(
     fc.asyncProperty(reportBody, async (body) => {
-      const r = await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", body);
+      const r = await api(s, INGEST_TOKEN, "POST", "/api/v1/executions", body);
       assert.ok(
         [200, 201, 400, 404, 409].includes(r.status),
         `${r.status} for ${JSON.stringify(body)}`,
@@ -272,18 +279,18 @@ both("generated order and report bodies never make the server fail", async (s) =
     }),
     { numRuns: 80 },
   );
-  assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
+  assert.equal((await send(s, `/healthz`)).status, 200);
 });
 
 both("a <script> in a venue's reject reason is text in the row and the toast", async (s) => {
-  const { token } = await login(s.url, "esc");
+  const { token } = await login(s, "esc");
   const reason = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
-  const html = await fetch(`${s.url}/stream`, {
+  const html = await send(s, `/stream`, {
     headers: { authorization: `Bearer ${token}`, "last-event-id": "0" },
   });
   assert.equal(html.status, 200);
-  const { json: order } = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
-  await api(s.url, INGEST_TOKEN, "POST", "/api/v1/executions", {
+  const { json: order } = await api(s, token, "POST", "/api/v1/orders", ORDER);
+  await api(s, INGEST_TOKEN, "POST", "/api/v1/executions", {
     order_id: order.id,
     exec_id: "esc-1",
     type: "rejected",
@@ -305,7 +312,7 @@ both("a <script> in a venue's reject reason is text in the row and the toast", a
   assert.ok(!text.includes("<script>alert"), "no live script in the stream");
   assert.ok(!text.includes("<img src=x"), "no live markup in the stream");
   // The page rendered on the server: the row (and its reason) escaped too.
-  const page = await (await fetch(`${s.url}/orders/${order.id}`, {
+  const page = await (await send(s, `/orders/${order.id}`, {
     headers: { cookie: `blotter_session=${token}` },
   })).text();
   assert.match(page, /&lt;script&gt;/);

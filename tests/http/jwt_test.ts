@@ -2,25 +2,26 @@
  * jwt mode against real tokens: HS256 with a shared secret, RS256 with a PEM public key, ES256
  * from a JWKS URL served on localhost (with key rotation), the claims that must hold (exp, nbf,
  * iss, aud, sub, sid), the configured cookie, and revocation of a device session by the auth
- * service, which ends that session's stream at once.
+ * service, which ends that session's stream at once. Plain requests go in-process through
+ * `app.request()`; the JWKS endpoint and the revoked stream use real sockets.
  */
 import assert from "node:assert/strict";
 import { sign } from "hono/utils/jwt/jwt";
 import { jwtVerifier } from "../../auth/jwt.ts";
 import { loadConfig } from "../../config.ts";
-import { SseClient, startServer } from "../helpers.ts";
+import { send, SseClient, startInProcess, startServer, type Target } from "../helpers.ts";
 
 const SECRET = "a-shared-secret-of-at-least-32-characters!";
 const SERVICE = "auth-service-token-0123456789abcdef";
 const now = () => Math.floor(Date.now() / 1000);
 
 function t(name: string, fn: () => Promise<void>) {
-  Deno.test({ name: `jwt: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({ name: `jwt: ${name}`, fn });
 }
 
 /** GET /api/v1/orders with a bearer token; the status. */
-async function ordersStatus(url: string, token: string): Promise<number> {
-  const res = await fetch(`${url}/api/v1/orders`, {
+async function ordersStatus(target: Target, token: string): Promise<number> {
+  const res = await send(target, "/api/v1/orders", {
     headers: { authorization: `Bearer ${token}` },
   });
   await res.body?.cancel();
@@ -38,16 +39,16 @@ const claims = (extra: Record<string, unknown> = {}) => ({
 });
 
 t("HS256: a valid token is let in; every broken claim is a 401", async () => {
-  const s = await startServer({
+  const s = await startInProcess({
     AUTH_MODE: "jwt",
     AUTH_JWT_SECRET: SECRET,
     AUTH_JWT_ISSUER: "https://auth.example",
     AUTH_JWT_AUDIENCE: "blotter",
   });
   try {
-    assert.equal(await ordersStatus(s.url, await sign(claims(), SECRET)), 200);
+    assert.equal(await ordersStatus(s, await sign(claims(), SECRET)), 200);
     // CONTRACT names only sub and sid: a token without exp is let in (exp, when there, holds).
-    assert.equal(await ordersStatus(s.url, await sign(claims({ exp: undefined }), SECRET)), 200);
+    assert.equal(await ordersStatus(s, await sign(claims({ exp: undefined }), SECRET)), 200);
     const bad: Array<[string, string]> = [
       ["expired", await sign(claims({ exp: now() - 10 }), SECRET)],
       ["not yet valid", await sign(claims({ nbf: now() + 600 }), SECRET)],
@@ -62,17 +63,17 @@ t("HS256: a valid token is let in; every broken claim is a 401", async () => {
     const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "");
     bad.push(["alg none", `${b64({ alg: "none", typ: "JWT" })}.${b64(claims())}.`]);
     for (const [why, token] of bad) {
-      assert.equal(await ordersStatus(s.url, token), 401, why);
+      assert.equal(await ordersStatus(s, token), 401, why);
     }
     // The error answer is JSON and carries nothing of the token.
-    const res = await fetch(`${s.url}/api/v1/orders`, {
+    const res = await send(s, `/api/v1/orders`, {
       headers: { authorization: `Bearer ${bad[0][1]}` },
     });
     const body = await res.text();
     assert.equal(JSON.parse(body).error.code, "unauthenticated");
     assert.ok(!body.includes(bad[0][1]));
     // Dev sign-in does not exist in jwt mode.
-    const dev = await fetch(`${s.url}/api/v1/sessions`, {
+    const dev = await send(s, `/api/v1/sessions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ username: "mallory" }),
@@ -85,14 +86,14 @@ t("HS256: a valid token is let in; every broken claim is a 401", async () => {
 });
 
 t("the token may come in the configured cookie", async () => {
-  const s = await startServer({
+  const s = await startInProcess({
     AUTH_MODE: "jwt",
     AUTH_JWT_SECRET: SECRET,
     AUTH_JWT_COOKIE: "corp_session",
   });
   try {
     const token = await sign(claims({ iss: undefined, aud: undefined }), SECRET);
-    const res = await fetch(`${s.url}/orders`, { headers: { cookie: `corp_session=${token}` } });
+    const res = await send(s, `/orders`, { headers: { cookie: `corp_session=${token}` } });
     assert.equal(res.status, 200);
     assert.match(await res.text(), /user-42/);
   } finally {
@@ -115,13 +116,13 @@ t("RS256 with a PEM public key", async () => {
   const pem = `-----BEGIN PUBLIC KEY-----\n${
     btoa(String.fromCharCode(...spki)).match(/.{1,64}/g)!.join("\n")
   }\n-----END PUBLIC KEY-----`;
-  const s = await startServer({ AUTH_MODE: "jwt", AUTH_JWT_PUBLIC_KEY: pem });
+  const s = await startInProcess({ AUTH_MODE: "jwt", AUTH_JWT_PUBLIC_KEY: pem });
   try {
     const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
     const good = await sign(claims({ iss: undefined, aud: undefined }), jwk, "RS256");
-    assert.equal(await ordersStatus(s.url, good), 200);
+    assert.equal(await ordersStatus(s, good), 200);
     // The same claims signed HS256 with the public key as the secret: the classic confusion.
-    assert.equal(await ordersStatus(s.url, await sign(claims(), pem, "HS256")), 401);
+    assert.equal(await ordersStatus(s, await sign(claims(), pem, "HS256")), 401);
   } finally {
     await s.stop();
   }
@@ -146,23 +147,23 @@ t("ES256 from a JWKS URL; a rotated key is fetched when a token names it", async
     fetches++;
     return Response.json({ keys });
   });
-  const s = await startServer({
+  const s = await startInProcess({
     AUTH_MODE: "jwt",
     AUTH_JWKS_URL: `http://127.0.0.1:${jwksServer.addr.port}/.well-known/jwks.json`,
   });
   const tokenFor = (kid: string) =>
     sign(claims({ iss: undefined, aud: undefined }), { ...privates.get(kid)!, kid }, "ES256");
   try {
-    assert.equal(await ordersStatus(s.url, await tokenFor("k1")), 200);
-    assert.equal(await ordersStatus(s.url, await tokenFor("k1")), 200);
+    assert.equal(await ordersStatus(s, await tokenFor("k1")), 200);
+    assert.equal(await ordersStatus(s, await tokenFor("k1")), 200);
     assert.equal(fetches, 1, "the key set is cached");
     // The auth service rotates: a token with a new kid. Refetching is rate-limited, so it is
     // refused until the minimum interval has passed, never fetched on every request.
     await addKey("k2");
-    assert.equal(await ordersStatus(s.url, await tokenFor("k2")), 401);
+    assert.equal(await ordersStatus(s, await tokenFor("k2")), 401);
     assert.equal(fetches, 1);
     // An HS256 token is never accepted with a JWKS.
-    assert.equal(await ordersStatus(s.url, await sign(claims(), SECRET)), 401);
+    assert.equal(await ordersStatus(s, await sign(claims(), SECRET)), 401);
     // Once the interval has passed (0 here), the unknown kid refetches the set and verifies.
     const verifier = jwtVerifier(
       loadConfig({
@@ -208,22 +209,22 @@ t(
       });
       assert.equal(phoneStream.status, 200);
       // Only the service token may do this.
-      const denied = await fetch(`${s.url}/api/v1/sessions/phone`, {
+      const denied = await send(s, `/api/v1/sessions/phone`, {
         method: "DELETE",
         headers: { authorization: "Bearer not-the-service-token" },
       });
       await denied.body?.cancel();
       assert.equal(denied.status, 401);
-      const revoked = await fetch(`${s.url}/api/v1/sessions/phone`, {
+      const revoked = await send(s, `/api/v1/sessions/phone`, {
         method: "DELETE",
         headers: { authorization: `Bearer ${SERVICE}` },
       });
       await revoked.body?.cancel();
       assert.equal(revoked.status, 204);
       await phoneStream.ended(1_000);
-      assert.equal(await ordersStatus(s.url, phone), 401, "a revoked sid is refused");
+      assert.equal(await ordersStatus(s, phone), 401, "a revoked sid is refused");
       assert.equal(laptopStream.closed, false, "the other device stays live");
-      assert.equal(await ordersStatus(s.url, laptop), 200);
+      assert.equal(await ordersStatus(s, laptop), 200);
       laptopStream.close();
     } finally {
       await s.stop();

@@ -6,7 +6,7 @@ import { api, eventually, INGEST_TOKEN, login, SseClient, startServer } from "..
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "10" };
 
 function t(name: string, fn: () => Promise<void>) {
-  Deno.test({ name: `stream: ${name}`, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({ name: `stream: ${name}`, fn });
 }
 
 const bearer = (token: string, extra: Record<string, string> = {}) => ({
