@@ -108,6 +108,13 @@ export async function login(
   return await res.json();
 }
 
+/** GETs `url` and answers its status, discarding the body (an unread body is a leaked resource). */
+export async function statusOf(url: string): Promise<number> {
+  const res = await fetch(url);
+  await res.body?.cancel();
+  return res.status;
+}
+
 /** A parsed JSON answer; tests read into it freely. */
 // deno-lint-ignore no-explicit-any
 export type Json = any;
@@ -300,15 +307,16 @@ export async function spawnServer(
     }
   };
   const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  let startTimer: ReturnType<typeof setTimeout> | undefined;
   const url = await Promise.race([
     listening,
     child.status.then((s) => {
       throw new Error(`server exited (${s.code}) before listening:\n${out}`);
     }),
-    new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000)
-    ),
-  ]);
+    new Promise<never>((_, reject) => {
+      startTimer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000);
+    }),
+  ]).finally(() => clearTimeout(startTimer));
   return {
     url,
     pid: child.pid,

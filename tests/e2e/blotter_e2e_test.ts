@@ -10,8 +10,6 @@ import { artifactPath, launch, NO_BROWSER, signIn } from "./browser.ts";
 Deno.test({
   name: "e2e: an order placed on one device fills live on every device; a rejection shows why",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.3" });
     const browser = await launch();
@@ -94,8 +92,6 @@ Deno.test({
 Deno.test({
   name: "e2e: the ticket sizes a market order by qty or by notional, in any asset class",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.1" });
     const browser = await launch();

@@ -9,8 +9,6 @@ import { artifactPath, launch, NO_BROWSER, signIn } from "./browser.ts";
 Deno.test({
   name: "e2e: signing device A out from device B's devices page ends A's updates; B stays live",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer();
     const browser = await launch();

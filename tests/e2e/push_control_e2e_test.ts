@@ -23,8 +23,6 @@ async function countPermissionRequests(context: BrowserContext): Promise<void> {
 Deno.test({
   name: "e2e: the service worker registers; the alerts control follows the permission",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer();
     const browser = await launch();

@@ -54,7 +54,7 @@ async function pageWithOrder(user: string) {
 }
 
 function t(name: string, fn: () => Promise<void>, ignore = NO_BROWSER) {
-  Deno.test({ name: `e2e: ${name}`, ignore, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({ name: `e2e: ${name}`, ignore, fn });
 }
 
 t("the server dies with the page open and comes back: the page recovers by itself", async () => {

@@ -7,8 +7,6 @@ import { api, eventually, login, spawnServer } from "../helpers.ts";
 
 Deno.test({
   name: "deno task dev: starts with dev sign-in and the venue on, and fills an order",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     // Nothing but a port and an in-memory store: AUTH_MODE and SIMULATOR come from the task.
     const server = await spawnServer({ KV_PATH: ":memory:", SIM_SPEED: "0.05" }, ["task", "dev"]);

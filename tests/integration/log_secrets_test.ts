@@ -12,8 +12,6 @@ import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper
 Deno.test({
   name: "logs: no token, secret, key or password appears in any log line",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const schema = freshSchema();
     const vapid = webpush.generateVAPIDKeys();

@@ -7,7 +7,15 @@ import postgres from "postgres";
 import { silentLogger } from "../../log.ts";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { openPgStore } from "../../store/pg/mod.ts";
-import { api, eventually, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
+import {
+  api,
+  eventually,
+  INGEST_TOKEN,
+  login,
+  SseClient,
+  startServer,
+  statusOf,
+} from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "1000" };
@@ -16,8 +24,6 @@ function t(name: string, fn: (schema: string) => Promise<void>) {
   Deno.test({
     name: `postgres feed: ${name}`,
     ignore: NO_POSTGRES,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       const schema = freshSchema();
       try {
@@ -101,7 +107,7 @@ t("killing the LISTEN connection loses nothing: degraded, caught up, ok", async 
       JSON.parse(m.data).realtime
     );
     assert.ok(statuses.includes("degraded"), `statuses: ${statuses}`);
-    await eventually(async () => (await fetch(`${s.url}/readyz`)).status === 200);
+    await eventually(async () => (await statusOf(`${s.url}/readyz`)) === 200);
     stream.close();
   } finally {
     await admin.end();
@@ -248,7 +254,7 @@ t(
         Array.from({ length: 122 }, (_, i) => i + 1),
       );
       assert.equal(stream.orders().at(-1)!.order.status, "partially_filled");
-      await eventually(async () => (await fetch(`${s.url}/readyz`)).status === 200, 20_000);
+      await eventually(async () => (await statusOf(`${s.url}/readyz`)) === 200, 20_000);
       sampling = false;
       await sampler;
       assert.ok(readiness.has(503), `readiness seen: ${[...readiness]}`);

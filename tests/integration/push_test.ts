@@ -86,8 +86,6 @@ function fakePushService(answer: (n: number) => Answer | Promise<Answer>) {
 Deno.test({
   name:
     "push: a device without an open stream gets an encrypted, VAPID-signed alert; 410 forgets it",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     let status = 201;
     const push = fakePushService(() => status);
@@ -235,8 +233,6 @@ async function subscribedDevice(
 
 Deno.test({
   name: "push: 429 with Retry-After is retried after that delay, then delivered once",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     // First answer: busy, come back in 2 s (the dispatcher's own first backoff is 1 s, so a
     // retry that ignored the header would come too early). Then accepted.
@@ -266,8 +262,6 @@ Deno.test({
 
 Deno.test({
   name: "push: a push service that hangs does not hold up live streams",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     // The service takes every request and never answers (until the test lets go).
     let release!: () => void;
@@ -307,8 +301,6 @@ Deno.test({
 Deno.test({
   name: "push: two instances on one database send an event's alert once",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const push = fakePushService(() => 201);
     const schema = freshSchema();

@@ -30,8 +30,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test({
   name: "soak: 200 streams dropping at random for 60 s each get every event once, in order",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await spawnServer({
       AUTH_MODE: "dev",

@@ -48,8 +48,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function t(name: string, fn: (store: Store, venue: Simulator) => Promise<void>) {
   Deno.test({
     name: `simulator: ${name}`,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       const store = await openKvStore(":memory:");
       const venue = startSimulator({ store, speed: SPEED, log: silentLogger });
@@ -259,8 +257,6 @@ t("a restarted venue resumes orders a previous run left working", async (store, 
 
 Deno.test({
   name: "simulator: stop() leaves no timers running",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const store = await openKvStore(":memory:");
     // Count the simulator's live timers by wrapping the timer functions for this test.
