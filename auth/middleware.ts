@@ -20,6 +20,12 @@ export function cookieName(deps: AuthDeps): string {
     : SESSION_COOKIE;
 }
 
+/** The token of an `Authorization: Bearer TOKEN` header; null when there is none or it is malformed. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? "");
+  return m ? m[1] : null;
+}
+
 /** Makes the authenticator for the configured mode. */
 export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<AuthInfo | null> {
   const verifyJwt = deps.config.auth.mode === "jwt" ? jwtVerifier(deps.config.auth) : null;
@@ -27,9 +33,9 @@ export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<Aut
     const header = c.req.header("authorization");
     let token: string | undefined, via: AuthInfo["via"];
     if (header) {
-      const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!m) return null;
-      token = m[1];
+      const bearer = bearerToken(header);
+      if (bearer === null) return null;
+      token = bearer;
       via = "bearer";
     } else {
       token = getCookie(c, cookieName(deps));

@@ -7,6 +7,7 @@ import { type Context, Hono } from "hono";
 import { getConnInfo } from "hono/deno";
 import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { bearerToken } from "../auth/middleware.ts";
 import { deviceLabel, startSession } from "../auth/sessions.ts";
 import { AppError } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
@@ -90,8 +91,8 @@ export function apiRoutes(
     "/api/v1/sessions/:id",
     async (c, next) => {
       const service = deps.config.auth.serviceToken;
-      const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
-      if (!service || !m || !sameSecret(m[1], service)) return await next();
+      const presented = bearerToken(c.req.header("authorization"));
+      if (!service || presented === null || !sameSecret(presented, service)) return await next();
       const id = c.req.param("id");
       if (!(await endDeviceSession(deps, null, id))) {
         throw new AppError("not_found", `No session ${id}`);
@@ -159,8 +160,8 @@ export function apiRoutes(
     if (!expected) {
       throw new AppError("unavailable", "Execution ingest is disabled (INGEST_TOKEN is not set)");
     }
-    const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
-    if (!m || !sameSecret(m[1], expected)) {
+    const presented = bearerToken(c.req.header("authorization"));
+    if (presented === null || !sameSecret(presented, expected)) {
       throw new AppError("unauthenticated", "Present the ingest token as a bearer token");
     }
     const body = await readJson(c, z.unknown());

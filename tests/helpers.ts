@@ -235,12 +235,19 @@ export class SseClient {
     }
   }
 
-  /** Waits for the stream to end. */
+  /** Waits for the stream to end (woken by the reader, bounded by `timeoutMs`). */
   async ended(timeoutMs = 5_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
-      if (Date.now() > deadline) throw new Error("stream did not end");
-      await new Promise((r) => setTimeout(r, 20));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("stream did not end");
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
     }
   }
 
