@@ -73,3 +73,47 @@ Deno.test("a batch's frame is shared only by a batch of the very same events", (
   assert.equal(builds, 3);
   assert.equal(new TextDecoder().decode(ab), "id: 2\ndata: x\n\n");
 });
+
+/** A string literal that starts an SSE field line, or the heartbeat, written by hand. */
+const HAND_WRITTEN_FRAME = /[`"'](?:id|event|data|retry): [^`"'\n]*\\n|[`"']: ping\\n/;
+
+/** Source files of the floors that send streams (everything but the writer itself). */
+async function streamingSources(): Promise<string[]> {
+  const root = new URL("../../", import.meta.url);
+  const files: string[] = [];
+  for (const dir of ["realtime", "routes", "views"]) {
+    for await (const entry of Deno.readDir(new URL(`${dir}/`, root))) {
+      if (entry.isFile && /\.tsx?$/.test(entry.name)) files.push(`${dir}/${entry.name}`);
+    }
+  }
+  return files.filter((f) => f !== "realtime/sse_frame.ts").sort();
+}
+
+Deno.test("no module but realtime/sse_frame.ts writes SSE frames by hand", async () => {
+  const root = new URL("../../", import.meta.url);
+  const files = await streamingSources();
+  assert.ok(files.includes("realtime/sse.ts") && files.includes("routes/stream.ts"), "scanned");
+  const offenders: string[] = [];
+  for (const file of files) {
+    const lines = (await Deno.readTextFile(new URL(file, root))).split("\n");
+    lines.forEach((line, i) => {
+      if (HAND_WRITTEN_FRAME.test(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(offenders, [], "build frames with sseFrame/encodeSse instead");
+});
+
+Deno.test("the hand-written-frame check recognises the frames it forbids", () => {
+  for (
+    const line of [
+      "out += `id: ${msg.id}\\n`;",
+      "renderStatus: (s) => `event: status\\ndata: ${body}\\n\\n`,",
+      'this.#write(": ping\\n\\n");',
+      "this.#write(`retry: ${ms}\\n\\n`);",
+    ]
+  ) assert.ok(HAND_WRITTEN_FRAME.test(line), line);
+  // Prose about the format (the OpenAPI description) is not a frame.
+  assert.ok(
+    !HAND_WRITTEN_FRAME.test('"Each message: `id: SEQ`, `event: order`. `: ping` comments"'),
+  );
+});
