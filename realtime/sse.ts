@@ -15,58 +15,8 @@ import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
 import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
-import {
-  type BatchFrames,
-  batchFrames,
-  encodeSse,
-  type SharedFrames,
-  type SseMessage,
-} from "./sse_frame.ts";
-
-/** The headers every stream answers with. */
-export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  // Exactly as CONTRACT gives it (an event stream is UTF-8 by definition).
-  "content-type": "text/event-stream",
-  "cache-control": "no-cache",
-  "x-accel-buffering": "no",
-});
-
-/**
- * Reads the resume point: `Last-Event-ID` wins over `?last_event_id=`. Returns null when neither
- * is given, and "malformed" when the one that counts is not a non-negative integer.
- */
-export function resumePoint(
-  header: string | undefined | null,
-  query: string | undefined | null,
-): number | null | "malformed" {
-  const raw = header ?? query;
-  if (raw === undefined || raw === null) return null;
-  if (!/^\d+$/.test(raw.trim())) return "malformed";
-  // A position past any seq (however many digits) is "ahead": the stream answers `reset`.
-  return Math.min(Number(raw.trim()), Number.MAX_SAFE_INTEGER);
-}
-
-/** How a stream turns events into messages: JSON (every event) or HTML (coalesced). */
-export interface StreamFormat {
-  readonly name: "json" | "html";
-  /** Holds events for up to this long and sends the batch as one message (0: send each). */
-  readonly coalesceMs: number;
-  /** The SSE `event:` name of event messages (JSON: "order"); none for htmx, which swaps only
-   * unnamed messages. */
-  readonly eventName?: string;
-  /** The `data` for a batch of events; the stream adds the `id:` of the batch's last seq. */
-  render(events: OrderEvent[]): string;
-  /** The messages that tell the client the realtime status (and, for HTML, the banner). */
-  renderStatus(status: RealtimeStatus): SseMessage[];
-}
-
-/** One batch cache per format, so the streams of a format share the batches they frame. */
-const batchCaches = new WeakMap<StreamFormat, BatchFrames>();
-function batchCacheFor(format: StreamFormat): BatchFrames {
-  let cache = batchCaches.get(format);
-  if (!cache) batchCaches.set(format, cache = batchFrames());
-  return cache;
-}
+import { type BatchFrames, encodeSse, type SharedFrames } from "./sse_frame.ts";
+import { batchCacheFor, batchMessage, eventMessage, type StreamFormat } from "./stream_format.ts";
 
 /** What one stream needs. */
 export interface StreamOptions {
@@ -284,19 +234,8 @@ export class EventStream implements Subscriber {
     this.#write(this.#batches.batch(batch, this.#batchMessage));
   }
 
-  /** One event as its own message (JSON): the same for every stream, so it is shared. */
-  readonly #eventMessage = (e: OrderEvent): SseMessage => ({
-    id: e.seq,
-    event: this.#o.format.eventName,
-    data: this.#o.format.render([e]),
-  });
-
-  /** A batch as one unnamed message (HTML), with the id of its last seq. */
-  readonly #batchMessage = (events: OrderEvent[]): SseMessage => ({
-    id: events[events.length - 1].seq,
-    event: this.#o.format.eventName,
-    data: this.#o.format.render(events),
-  });
+  readonly #eventMessage = (e: OrderEvent) => eventMessage(this.#o.format, e);
+  readonly #batchMessage = (events: OrderEvent[]) => batchMessage(this.#o.format, events);
 
   #write(bytes: Uint8Array): void {
     if (this.#closed) return;

@@ -6,7 +6,8 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
 import type { RealtimeStatus } from "../realtime/hub.ts";
-import { EventStream, resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/sse.ts";
+import { EventStream } from "../realtime/sse.ts";
+import { resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/stream_format.ts";
 import type { SseMessage } from "../realtime/sse_frame.ts";
 import { renderStatusBanner, renderStreamBatch } from "../views/fragments.tsx";
 import type { AppEnv, Deps } from "./context.ts";
