@@ -29,9 +29,13 @@ export interface RunningBlotter {
 /** Opens the store the config asks for: Postgres when DATABASE_URL is set, else Deno KV. */
 async function openStore(config: Config, log: Logger): Promise<Store> {
   if (config.databaseUrl) {
-    return await openPgStore(config.databaseUrl, { log, schema: config.databaseSchema });
+    return await openPgStore(config.databaseUrl, {
+      log,
+      schema: config.databaseSchema,
+      writeQueueLimit: config.writeQueueLimit,
+    });
   }
-  return await openKvStore(config.kvPath);
+  return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit });
 }
 
 /** Starts every part of Blotter and the HTTP server. */

@@ -16,9 +16,16 @@ import { kvPush } from "./push.ts";
 import { kvEventLog, kvOrderReads } from "./reads.ts";
 import { kvSessions } from "./sessions.ts";
 import { kvWrites } from "./writes.ts";
+import { WriteGate } from "../write_gate.ts";
+
+/** Options for the KV store. */
+export interface KvStoreOptions {
+  /** WRITE_QUEUE_LIMIT: reports and order actions waiting to be written at once. */
+  writeQueueLimit?: number;
+}
 
 /** Opens (or creates) the KV store at `path` (`:memory:` for tests). */
-export async function openKvStore(path: string): Promise<Store> {
+export async function openKvStore(path: string, options: KvStoreOptions = {}): Promise<Store> {
   if (path !== ":memory:") {
     const dir = path.replace(/[^/]*$/, "");
     if (dir) await Deno.mkdir(dir, { recursive: true });
@@ -35,7 +42,13 @@ export async function openKvStore(path: string): Promise<Store> {
   return {
     kind: "kv",
     changes: ctx.changes,
-    ...kvWrites(ctx, reads),
+    // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
+    ...new WriteGate(options.writeQueueLimit).wrap(kvWrites(ctx, reads), [
+      "placeOrder",
+      "requestCancel",
+      "requestReplace",
+      "applyReport",
+    ]),
     ...reads,
     ...kvEventLog(kv),
     ...kvSessions(ctx, push),

@@ -26,6 +26,8 @@ export interface PgStoreOptions {
   max?: number;
   /** Payloads above this many bytes go as ids only (tests lower it to exercise that path). */
   maxNotifyBytes?: number;
+  /** WRITE_QUEUE_LIMIT: reports and order actions waiting to be written at once. */
+  writeQueueLimit?: number;
 }
 
 /** The change feed's state: whether the LISTEN connection is up, and who listens. */

@@ -25,6 +25,7 @@ import { pgEventLog, pgOrderReads } from "./reads.ts";
 import { ReportGroups } from "./reports.ts";
 import { pgSessions } from "./sessions.ts";
 import { openWriters } from "./transaction.ts";
+import { WriteGate } from "../write_gate.ts";
 
 export type { PgStoreOptions } from "./connect.ts";
 
@@ -36,7 +37,9 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   const ctx = await connect(url, options);
   const writers = openWriters(ctx);
   const groups = new ReportGroups(ctx, writers);
-  const applyReport = groups.applyReport.bind(groups);
+  // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
+  const gate = new WriteGate(options.writeQueueLimit);
+  const { applyReport } = gate.wrap(groups, ["applyReport"] as const);
   const eventLog = pgEventLog(ctx);
   const inbox = inboxDrain(ctx, { applyReport });
   const listener = await startListening(ctx, eventLog, inbox.wake);
@@ -52,7 +55,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   return {
     kind: "postgres",
     changes: ctx.changes,
-    ...pgActions(ctx, writers),
+    ...gate.wrap(pgActions(ctx, writers), ["placeOrder", "requestCancel", "requestReplace"]),
     applyReport,
     ...pgOrderReads(ctx),
     ...eventLog,
