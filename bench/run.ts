@@ -1,159 +1,182 @@
 /**
- * `deno task bench`: Blotter under load, as a separate server process with Postgres and every
- * event persisted. Opens many idle streams (server memory per stream), then drives execution
- * reports through the ingest API at a fixed rate and measures report → stream latency on the
- * client side (p50/p99) and losses. Figures go to bench/README.md with the machine and the date;
- * nothing here is a test and nothing asserts a time.
+ * `deno task bench`: Blotter on Postgres, Blotter on Deno KV and the Socket.IO yardstick, one
+ * after the other in the same run, measured the way issue 14 asks (bench/README.md has the method
+ * and what every figure means). The system under test runs alone on CPU 0 (server and, for
+ * Postgres, the bench's own cluster); this process, the load generator, pins itself to CPU 1.
  *
- *   deno task bench [--streams 5000] [--users 1000] [--rate 1000] [--seconds 20]
- *   deno task bench --rates 250,500,750,1000 (a search: the highest rate with p99 < 100 ms)
+ *   deno task bench [--targets postgres,kv,socketio] [--users 2500] [--devices 2]
+ *                   [--rates 1000,2000,4000,8000] [--seconds 10] [--connections 64] [--batch 1]
+ *   deno task bench:socketio [same flags]   (the yardstick alone)
  *
- * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); uses its own schema.
+ * Nothing here is a test and nothing asserts a time. Every process and the temporary cluster are
+ * removed at the end, on an error and on Ctrl-C.
  */
-import postgres from "postgres";
-import { benchOptions, type Received, record, rssKb, runSteps, step } from "./load.ts";
+import { parseArgs } from "node:util";
+import { runLadder } from "./ladder.ts";
+import { type BenchCluster, durability, fdatasyncFigure, startCluster } from "./pg_cluster.ts";
+import { affinity, pinSelf } from "./procs.ts";
+import { startBlotter, startSocketIo, type Target } from "./targets.ts";
 
-const options = benchOptions();
-const { streams: STREAMS, users: USERS, rates: RATES, seconds: SECONDS } = options;
-const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
-const SCHEMA = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
-const PORT = 18000 + Math.floor(Math.random() * 1000);
-const URL_ = `http://127.0.0.1:${PORT}`;
-const INGEST = "bench-ingest-token-0123456789";
+const TARGETS = ["postgres", "kv", "socketio"] as const;
 
-async function post(path: string, token: string, body: unknown) {
-  const res = await fetch(`${URL_}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
+/** Parses the flags; `defaultTargets` differs between `bench` and `bench:socketio`. */
+function options(defaultTargets: string) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      targets: { type: "string", default: defaultTargets },
+      users: { type: "string", default: "2500" },
+      devices: { type: "string", default: "2" },
+      streams: { type: "string" },
+      rates: { type: "string", default: "1000,2000,4000,8000" },
+      rate: { type: "string" },
+      seconds: { type: "string", default: "10" },
+      connections: { type: "string", default: "64" },
+      batch: { type: "string", default: "1" },
+      drain: { type: "string", default: "10" },
+      "no-gc": { type: "boolean", default: false },
+      runtime: { type: "string", default: "node" },
+      "pg-port": { type: "string", default: "5499" },
+      "fsync-seconds": { type: "string", default: "2" },
+      "heartbeat-ms": { type: "string" },
+    },
   });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-const server = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    "--v8-flags=--expose-gc",
-    // BENCH_INSPECT=1: open the V8 inspector on 127.0.0.1:9229 to take a CPU profile of the server.
-    ...(Deno.env.get("BENCH_INSPECT") ? ["--inspect=127.0.0.1:9229"] : []),
-    new URL("../main.ts", import.meta.url).pathname,
-  ],
-  env: {
-    AUTH_MODE: "dev",
-    DATABASE_URL,
-    DATABASE_SCHEMA: SCHEMA,
-    PORT: String(PORT),
-    INGEST_TOKEN: INGEST,
-    RATE_LIMIT: "off",
-    LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "warn",
-    MAX_STREAMS_PER_USER: "1000",
-  },
-  stdout: "inherit",
-  stderr: "inherit",
-}).spawn();
-
-const streams: AbortController[] = [];
-try {
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${URL_}/healthz`)).ok) break;
-    } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
+  const devices = Number(values.devices);
+  const targets = values.targets.split(",").map((t) => t.trim());
+  for (const t of targets) {
+    if (!(TARGETS as readonly string[]).includes(t)) throw new Error(`unknown target ${t}`);
   }
-  console.log(
-    `Blotter bench: ${STREAMS} streams over ${USERS} users, ${RATES} reports/s, ${SECONDS} s each`,
-  );
-
-  // Users, sessions and one big working order each.
-  const users: Array<{ token: string; order: string }> = [];
-  for (let i = 0; i < USERS; i += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, USERS - i) }, async (_, j) => {
-        const { token } = await post("/api/v1/sessions", "", { username: `bench${i + j}` });
-        const order = await post("/api/v1/orders", token, {
-          symbol: "AAPL",
-          asset_class: "stock",
-          side: "buy",
-          qty: "1000000",
-        });
-        await post("/api/v1/executions", INGEST, {
-          order_id: order.id,
-          exec_id: `new-${order.id}`,
-          type: "new",
-          at: new Date().toISOString(),
-        });
-        return { token, order: order.id };
-      }),
-    );
-    users.push(...batch);
-  }
-
-  // Idle streams: memory per stream, measured as the server's RSS delta.
-  await new Promise((r) => setTimeout(r, 1000));
-  const rssBefore = rssKb(server.pid);
-  const received: Received = { latencies: [], count: 0 };
-  const decoder = new TextDecoder();
-  const open = async (token: string) => {
-    const ac = new AbortController();
-    streams.push(ac);
-    const res = await fetch(`${URL_}/api/v1/stream`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: ac.signal,
-    });
-    (async () => {
-      let buf = "";
-      try {
-        for await (const chunk of res.body!) {
-          buf += decoder.decode(chunk, { stream: true });
-          let i;
-          while ((i = buf.indexOf("\n\n")) >= 0) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            record(received, block);
-          }
-        }
-      } catch { /* closed */ }
-    })();
+  return {
+    targets: targets as Array<(typeof TARGETS)[number]>,
+    devices,
+    // --streams N is a shorthand for N / devices users.
+    users: values.streams ? Math.ceil(Number(values.streams) / devices) : Number(values.users),
+    rates: (values.rate ?? values.rates).split(",").map(Number).sort((a, b) => a - b),
+    seconds: Number(values.seconds),
+    connections: Number(values.connections),
+    batch: Number(values.batch),
+    drainSeconds: Number(values.drain),
+    gc: !values["no-gc"],
+    runtime: values.runtime === "deno" ? "deno" as const : "node" as const,
+    pgPort: Number(values["pg-port"]),
+    fsyncSeconds: Number(values["fsync-seconds"]),
+    heartbeatMs: values["heartbeat-ms"] ? Number(values["heartbeat-ms"]) : undefined,
   };
-  for (let i = 0; i < STREAMS; i += 200) {
-    await Promise.all(
-      Array.from(
-        { length: Math.min(200, STREAMS - i) },
-        (_, j) => open(users[(i + j) % USERS].token),
-      ),
-    );
-  }
-  await new Promise((r) => setTimeout(r, 3000));
-  const rssIdle = rssKb(server.pid);
-
-  // Load: `rate` reports/s in batches every 10 ms, each a fill on some user's order.
-  const streamsPerUser = STREAMS / USERS;
-  const runStep = (rate: number) =>
-    step({
-      rate,
-      seconds: SECONDS,
-      fanout: streamsPerUser,
-      serverPid: server.pid,
-      received,
-      report: (i, exec_id, at) => ({
-        order_id: users[i % USERS].order,
-        exec_id,
-        type: "partial_fill",
-        at,
-        last_qty: "1",
-        last_price: "187.50",
-      }),
-      send: (batch) => post("/api/v1/executions", INGEST, batch),
-    });
-  await runSteps({ ...options, rssBefore, rssIdle, run: runStep });
-} finally {
-  for (const s of streams) s.abort();
-  server.kill("SIGTERM");
-  await server.status;
-  const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop schema if exists "${SCHEMA}" cascade`);
-  await sql.end();
 }
+
+/** Runs the bench; `defaultTargets` is what runs without `--targets`. */
+export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
+  const o = options(defaultTargets);
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanUp = async () => {
+    while (cleanups.length) {
+      try {
+        await cleanups.pop()!();
+      } catch (err) {
+        console.error(`cleanup: ${err}`);
+      }
+    }
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error("interrupted: stopping servers and removing the bench cluster");
+    cleanUp().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  // An exception thrown in a stream or socket callback would end the process without running the
+  // `finally` below, leaving servers and the cluster behind: clean up first, then fail.
+  const onCrash = (e: ErrorEvent | PromiseRejectionEvent) => {
+    e.preventDefault();
+    console.error("bench failed:", "error" in e ? e.error : e.reason);
+    if (interrupted) return;
+    interrupted = true;
+    cleanUp().finally(() => Deno.exit(1));
+  };
+  globalThis.addEventListener("error", onCrash);
+  globalThis.addEventListener("unhandledrejection", onCrash);
+
+  try {
+    if (navigator.hardwareConcurrency >= 2) await pinSelf(1);
+    const machine = {
+      cpus: navigator.hardwareConcurrency,
+      generator_cpus: affinity("self"),
+      deno: Deno.version.deno,
+      users: o.users,
+      devices_per_user: o.devices,
+    };
+    console.log(JSON.stringify({ kind: "run", date: new Date().toISOString(), ...machine, ...o }));
+    console.log(
+      `one 8 kB WAL write (pg_test_fsync -s ${o.fsyncSeconds}): ${await fdatasyncFigure(
+        o.fsyncSeconds,
+      )}`,
+    );
+
+    let cluster: BenchCluster | null = null;
+    for (const name of o.targets) {
+      let target: Target;
+      let kvDir: string | null = null;
+      if (name === "postgres") {
+        cluster = await startCluster(o.pgPort);
+        cleanups.push(cluster.stop);
+        console.log(
+          `bench Postgres on 127.0.0.1:${cluster.port}, pinned to CPU 0, Postgres's defaults ` +
+            `(a 201 is on disk): ${await durability(cluster)}`,
+        );
+      }
+      if (name === "kv") {
+        const dir = kvDir = await Deno.makeTempDir({ prefix: "blotter-bench-kv-" });
+        cleanups.push(() => Deno.remove(dir, { recursive: true }));
+      }
+      const setupFrom = performance.now();
+      if (name === "socketio") {
+        target = await startSocketIo({
+          users: o.users,
+          devicesPerUser: o.devices,
+          gc: o.gc,
+          runtime: o.runtime,
+        });
+      } else {
+        target = await startBlotter({
+          store: name,
+          databaseUrl: cluster?.url,
+          kvDir: kvDir ?? undefined,
+          users: o.users,
+          devicesPerUser: o.devices,
+          gc: o.gc,
+          heartbeatMs: o.heartbeatMs,
+        });
+      }
+      cleanups.push(target.stop);
+      console.error(
+        `${name}: server ${target.pid} ready, set up in ${
+          ((performance.now() - setupFrom) / 1000).toFixed(1)
+        } s`,
+      );
+      await runLadder(target, {
+        rates: o.rates,
+        seconds: o.seconds,
+        devicesPerUser: o.devices,
+        connections: o.connections,
+        batch: o.batch,
+        drainSeconds: o.drainSeconds,
+        gc: o.gc,
+        postgresCpu: name === "postgres" ? cluster!.cpuMicros : null,
+        extra: name === "socketio" ? { server_runtime: o.runtime } : {},
+      });
+      // This target's server (and cluster or KV file) go before the next one starts.
+      await cleanUp();
+      cluster = null;
+    }
+  } finally {
+    await cleanUp();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    globalThis.removeEventListener("error", onCrash);
+    globalThis.removeEventListener("unhandledrejection", onCrash);
+  }
+}
+
+if (import.meta.main) await main();

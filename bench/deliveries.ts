@@ -1,0 +1,114 @@
+/**
+ * What the devices received, checked against what was sent: every device of a user must receive
+ * each of the user's events exactly once, in order. Report number n of a step goes to user
+ * n % users; its exec_id is `x<step>-<n>` and its `at` is its send time, which comes back as the
+ * event's `execution.at`, so latency is read off the event itself when a device reads it.
+ */
+
+/** Reports' exec_ids: `x<step>-<n>` ("x" is not a hex digit, so it never starts an order id). */
+export function execId(step: number, n: number): string {
+  return `x${step}-${n}`;
+}
+
+/** One step's tally of deliveries. */
+export class Deliveries {
+  readonly counts: Uint8Array;
+  readonly latencies: Float64Array;
+  received = 0;
+  duplicates = 0;
+  outOfOrder = 0;
+  /** Events of an earlier step that arrived during this one. */
+  late = 0;
+  /** Events the bench did not send (or could not read). */
+  foreign = 0;
+
+  constructor(
+    readonly step: number,
+    readonly capacity: number,
+    readonly devicesPerUser: number,
+  ) {
+    this.counts = new Uint8Array(capacity * devicesPerUser);
+    this.latencies = new Float64Array(capacity * devicesPerUser);
+  }
+
+  /** Device `slot` (0..devicesPerUser-1) of its user read report `exec` stamped `atMs`. */
+  record(slot: number, exec: string, atMs: number, now: number, inOrder: boolean): void {
+    const dash = exec.indexOf("-");
+    const step = Number(exec.slice(1, dash));
+    const n = Number(exec.slice(dash + 1));
+    if (exec[0] !== "x" || !Number.isInteger(n) || n >= this.capacity) {
+      this.foreign++;
+      return;
+    }
+    if (step !== this.step) {
+      if (step < this.step) this.late++;
+      else this.foreign++;
+      return;
+    }
+    const i = n * this.devicesPerUser + slot;
+    if (this.counts[i]++ > 0) {
+      this.duplicates++;
+      return;
+    }
+    if (!inOrder) this.outOfOrder++;
+    this.latencies[this.received++] = now - atMs;
+  }
+
+  /** p50/p90/p99/max of sent → received, in ms. */
+  percentiles(): { p50: number; p90: number; p99: number; max: number } {
+    const sorted = this.latencies.slice(0, this.received).sort();
+    const at = (p: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
+    return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
+  }
+}
+
+/** Where a device's events go: the current step's tally, swapped between steps. */
+export interface Sink {
+  current: Deliveries | null;
+}
+
+/**
+ * A minimal SSE reader for one device of a Blotter JSON stream: lines, `id:` and `data:`, a blank
+ * line ends an event; comments (`: ping`), `retry:` and `event:` are skipped. An event's execution
+ * is found by string search (no JSON.parse of the whole order snapshot): the `"execution":{...}`
+ * object is flat, so its `id` and `at` lie before the next `}`.
+ */
+export function sseReader(sink: Sink, slot: number): (chunk: string) => void {
+  let buf = "";
+  let id = 0;
+  let lastSeq = 0;
+  let data = "";
+  const dispatch = () => {
+    const d = sink.current;
+    const x = data.indexOf('"execution":{');
+    if (!d || x < 0) return; // status events and the like carry no execution
+    const end = data.indexOf("}", x);
+    const body = data.slice(x, end);
+    const idAt = body.indexOf('"id":"') + 6;
+    const atAt = body.indexOf('"at":"') + 6;
+    const inOrder = lastSeq === 0 || id === lastSeq + 1;
+    if (id > lastSeq) lastSeq = id;
+    d.record(
+      slot,
+      body.slice(idAt, body.indexOf('"', idAt)),
+      Date.parse(body.slice(atAt, body.indexOf('"', atAt))),
+      Date.now(),
+      inOrder,
+    );
+  };
+  return (chunk) => {
+    buf += chunk;
+    let start = 0;
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n", start)) {
+      const line = buf.slice(start, nl);
+      start = nl + 1;
+      if (line === "") {
+        if (data) dispatch();
+        data = "";
+      } else if (line.startsWith("data:")) data = line.slice(line[5] === " " ? 6 : 5);
+      else if (line.startsWith("id:")) id = Number(line.slice(3));
+    }
+    buf = buf.slice(start);
+  };
+}

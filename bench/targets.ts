@@ -1,0 +1,222 @@
+/**
+ * The systems under test, each started as its own process pinned to CPU 0 (`taskset -c 0`):
+ * Blotter on the bench's Postgres cluster or on Deno KV, and the Socket.IO yardstick. Each says
+ * how to open its devices' streams, how a report for report number n looks, and where it is.
+ */
+import { type Device, openSocketIo, openSseStreams, type Streams } from "./clients.ts";
+import type { Sink } from "./deliveries.ts";
+import { execId } from "./deliveries.ts";
+import { affinity, freePort, treeCpuMicros } from "./procs.ts";
+
+/** A running system under test. */
+export interface Target {
+  name: "postgres" | "kv" | "socketio";
+  pid: number;
+  port: number;
+  /** The inspector port a GC can be asked through, or null. */
+  inspectPort: number | null;
+  ingestPath: string;
+  ingestHeaders: Record<string, string>;
+  /** The report for report number n of step `step`, sent at `at`. */
+  report(step: number, n: number, at: string): unknown;
+  openStreams(sink: Sink): Promise<Streams>;
+  cpuMicros(): number;
+  stop(): Promise<void>;
+}
+
+const INGEST_TOKEN = "bench-ingest-token-0123456789";
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Spawns `argv` under `taskset -c 0` and waits until `ready` answers true (or it exits). */
+async function spawnPinned(
+  argv: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+) {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", ...argv],
+    cwd: ROOT,
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const stop = async () => {
+    if (!exited) child.kill("SIGTERM");
+    await child.status;
+  };
+  for (let i = 0; !(await ready().catch(() => false)); i++) {
+    if (exited || i > 300) {
+      await stop();
+      throw new Error(`${argv.join(" ")} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pinned = affinity(child.pid);
+  if (pinned !== "0") console.warn(`server ${child.pid} is on CPUs ${pinned}, not 0`);
+  return { pid: child.pid, stop };
+}
+
+async function ok(url: string): Promise<boolean> {
+  const res = await fetch(url);
+  await res.body?.cancel();
+  return res.ok;
+}
+
+async function post(base: string, path: string, token: string, body: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/**
+ * Blotter on Postgres (`databaseUrl`) or on Deno KV (a file in `kvDir`), with `users` users of
+ * `devicesPerUser` sessions each and one large working order per user that the reports fill a
+ * little at a time (partial fills of 1 on 1,000,000,000: every report a legal transition).
+ */
+export async function startBlotter(opts: {
+  store: "postgres" | "kv";
+  databaseUrl?: string;
+  kvDir?: string;
+  users: number;
+  devicesPerUser: number;
+  gc: boolean;
+  heartbeatMs?: number;
+}): Promise<Target> {
+  const port = freePort();
+  const inspectPort = opts.gc ? freePort() : null;
+  const base = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    AUTH_MODE: "dev",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    INGEST_TOKEN,
+    RATE_LIMIT: "off",
+    LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "warn",
+    ...(opts.heartbeatMs ? { HEARTBEAT_MS: String(opts.heartbeatMs) } : {}),
+    ...(opts.store === "postgres"
+      ? { DATABASE_URL: opts.databaseUrl! }
+      : { DATABASE_URL: "", KV_PATH: `${opts.kvDir}/blotter.kv` }),
+  };
+  const server = await spawnPinned(
+    [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+      `${ROOT}main.ts`,
+    ],
+    env,
+    () => ok(`${base}/readyz`),
+  );
+
+  // Users, their devices' sessions and one big working order each, `parallel` users at a time.
+  const devices: Device[] = [];
+  const orders: string[] = new Array(opts.users);
+  const parallel = 50;
+  try {
+    for (let i = 0; i < opts.users; i += parallel) {
+      await Promise.all(
+        Array.from({ length: Math.min(parallel, opts.users - i) }, async (_, j) => {
+          const u = i + j;
+          const tokens = [];
+          for (let slot = 0; slot < opts.devicesPerUser; slot++) {
+            tokens.push(
+              (await post(base, "/api/v1/sessions", "", { username: `bench${u}` })).token,
+            );
+          }
+          const order = await post(base, "/api/v1/orders", tokens[0], {
+            symbol: "AAPL",
+            asset_class: "stock",
+            side: "buy",
+            qty: "1000000000",
+          });
+          await post(base, "/api/v1/executions", INGEST_TOKEN, {
+            order_id: order.id,
+            exec_id: `new-${order.id}`,
+            type: "new",
+            at: new Date().toISOString(),
+          });
+          orders[u] = order.id;
+          tokens.forEach((token, slot) =>
+            devices[u * opts.devicesPerUser + slot] = { token, slot }
+          );
+        }),
+      );
+    }
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return {
+    name: opts.store,
+    pid: server.pid,
+    port,
+    inspectPort,
+    ingestPath: "/api/v1/executions",
+    ingestHeaders: { authorization: `Bearer ${INGEST_TOKEN}` },
+    report: (step, n, at) => ({
+      order_id: orders[n % opts.users],
+      exec_id: execId(step, n),
+      type: "partial_fill",
+      at,
+      last_qty: "1",
+      last_price: "187.50",
+    }),
+    openStreams: (sink) => openSseStreams("127.0.0.1", port, devices, sink),
+    cpuMicros: () => treeCpuMicros(server.pid),
+    stop: server.stop,
+  };
+}
+
+/** The yardstick: bench/socketio_server.mjs on Node (or Deno when Node is missing), in memory. */
+export async function startSocketIo(opts: {
+  users: number;
+  devicesPerUser: number;
+  gc: boolean;
+  runtime: "node" | "deno";
+}): Promise<Target> {
+  const port = freePort();
+  const inspectPort = opts.gc ? freePort() : null;
+  const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
+  const script = `${ROOT}bench/socketio_server.mjs`;
+  const argv = opts.runtime === "node"
+    ? ["node", ...inspect, script, String(port)]
+    : [Deno.execPath(), "run", "-A", ...inspect, script, String(port)];
+  const server = await spawnPinned(argv, {}, async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    await res.body?.cancel();
+    return res.status === 200;
+  });
+  const devices = Array.from({ length: opts.users * opts.devicesPerUser }, (_, i) => ({
+    token: "",
+    user: `u${Math.floor(i / opts.devicesPerUser)}`,
+    slot: i % opts.devicesPerUser,
+  }));
+  return {
+    name: "socketio",
+    pid: server.pid,
+    port,
+    inspectPort,
+    ingestPath: "/executions",
+    ingestHeaders: {},
+    report: (step, n, at) => ({
+      order_id: `u${n % opts.users}:1`,
+      exec_id: execId(step, n),
+      type: "partial_fill",
+      at,
+      last_qty: "1",
+      last_price: "187.50",
+    }),
+    openStreams: (sink) => openSocketIo(`http://127.0.0.1:${port}`, devices, sink),
+    cpuMicros: () => treeCpuMicros(server.pid),
+    stop: server.stop,
+  };
+}
