@@ -48,18 +48,14 @@ export interface FastPlan {
 
 /**
  * Loads what the cache lacks for these orders — each order with its owner and the owner's seq,
- * in one query, so snapshot and seq are from the same moment — into the cache.
+ * in one query, so snapshot and seq are from the same moment — into the cache. `sql` is a writer.
  */
-export async function loadMissing(ctx: PgContext, orderIds: string[]): Promise<void> {
+export async function loadMissing(ctx: PgContext, sql: Sql, orderIds: string[]): Promise<void> {
   if (orderIds.length === 0) return;
-  // Planned afresh each time (see the exec_id check in reports.ts): a generic plan made while the
-  // tables were small would scan them.
-  const rows = await ctx.sql.unsafe<{ user_id: string; seq: string; body: Order }[]>(
-    `select o.user_id, s.seq, o.body from orders o join user_seqs s on s.user_id = o.user_id
-     where o.id = any($1::uuid[])`,
-    [orderIds],
-    { prepare: false },
-  );
+  // On a writer: prepared, one round trip, planned afresh each time (transaction.ts).
+  const rows = await sql<{ user_id: string; seq: string; body: Order }[]>`
+    select o.user_id, s.seq, o.body from orders o join user_seqs s on s.user_id = o.user_id
+    where o.id = any(${orderIds}::uuid[])`;
   const byUser = new Map<string, { seq: number; orders: Order[] }>();
   for (const r of rows) {
     const entry = byUser.get(r.user_id) ?? { seq: Number(r.seq), orders: [] };
@@ -173,7 +169,8 @@ export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unk
       notices(ctx, plan.changes.byUser),
       users.length,
     ],
-    // Planned afresh each time: a generic plan made while user_seqs was small would scan it.
-    { prepare: false },
+    // Prepared (postgres.js sends an unprepared statement with parameters in two round trips:
+    // describe, then execute); the writers plan it afresh for each group (transaction.ts).
+    { prepare: true },
   );
 }

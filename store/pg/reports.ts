@@ -106,7 +106,12 @@ export class ReportGroups {
     try {
       const missing = group.filter((p) => !this.ctx.cache.lookup(p.report.order_id));
       if (missing.length > 0) {
-        await loadMissing(this.ctx, [...new Set(missing.map((p) => p.report.order_id))]);
+        const w = await this.writers.acquire();
+        try {
+          await loadMissing(this.ctx, w.sql, [...new Set(missing.map((p) => p.report.order_id))]);
+        } finally {
+          this.writers.release(w);
+        }
         // A user found only now may be in another group in flight: wait for the next group.
         group = [];
         for (const p of picked) {
@@ -200,15 +205,12 @@ export class ReportGroups {
     // committed or never will, and each order is as its last writer left it.
     const [orderRows, execRows] = await Promise.all([
       tx<{ body: Order }[]>`select body from orders where id = any(${[...owners.keys()]}::uuid[])`,
-      // Planned afresh each time (an unnamed statement): as a prepared statement Postgres may
-      // switch it to a generic plan and keep it; planned while `executions` was small, that was a
-      // sequential scan which grew with the table (3 ms a group after 20 s at 1,000 reports/s,
-      // for good with autovacuum off).
-      tx.unsafe<{ exec_id: string; user_id: string; seqs: string[] }[]>(
-        "select exec_id, user_id, seqs from executions where exec_id = any($1::text[])",
-        [group.map((p) => p.report.exec_id)],
-        { prepare: false },
-      ),
+      // Planned afresh each time (writers force custom plans, transaction.ts): a generic plan
+      // made while `executions` was small was a sequential scan which grew with the table (3 ms a
+      // group after 20 s at 1,000 reports/s, for good with autovacuum off).
+      tx<{ exec_id: string; user_id: string; seqs: string[] }[]>`
+        select exec_id, user_id, seqs from executions
+        where exec_id = any(${group.map((p) => p.report.exec_id)}::text[])`,
     ]);
     const orders = new Map(orderRows.map((r) => [r.body.id, r.body]));
     const firstTime = new Map(execRows.map((r) => [r.exec_id, r]));

@@ -77,7 +77,12 @@ export function openWriters(ctx: PgContext): Writers {
     (onclose) =>
       postgres(ctx.url, {
         max: 1,
-        connection: ctx.connection,
+        // Every statement planned for its own parameters (still prepared: parsed once, sent in
+        // one round trip). A generic plan Postgres settles on after five runs is made from the
+        // statistics of the moment and kept until the table is analyzed: one made while a table
+        // was small scans it, and keeps scanning as it grows (seen with the exec_id check; would
+        // be the fast write's user_seqs update). Planning is cheap next to that.
+        connection: { ...ctx.connection, plan_cache_mode: "force_custom_plan" },
         onnotice: () => {},
         connect_timeout: 5,
         // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
