@@ -35,7 +35,7 @@ async function openStore(config: Config, log: Logger): Promise<Store> {
       writeQueueLimit: config.writeQueueLimit,
     });
   }
-  return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit });
+  return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit, log });
 }
 
 /** Starts every part of Blotter and the HTTP server. */

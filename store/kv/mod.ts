@@ -9,6 +9,7 @@
  * KV's `watch()` is not a change log (it coalesces and does not cross processes), so this store
  * publishes to its listeners in-process, after commit, in seq order.
  */
+import type { Logger } from "../../log.ts";
 import { KeyedMutex } from "../common.ts";
 import type { Store } from "../store.ts";
 import { type KvContext, LocalChanges } from "./keys.ts";
@@ -22,6 +23,8 @@ import { WriteGate } from "../write_gate.ts";
 export interface KvStoreOptions {
   /** WRITE_QUEUE_LIMIT: reports and order actions waiting to be written at once. */
   writeQueueLimit?: number;
+  /** Where a failing change listener is reported. */
+  log?: Logger;
 }
 
 /** Opens (or creates) the KV store at `path` (`:memory:` for tests). */
@@ -31,7 +34,11 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
     if (dir) await Deno.mkdir(dir, { recursive: true });
   }
   const kv = await Deno.openKv(path);
-  const ctx: KvContext = { kv, changes: new LocalChanges(), mutex: new KeyedMutex() };
+  const ctx: KvContext = {
+    kv,
+    changes: new LocalChanges(options.log),
+    mutex: new KeyedMutex(),
+  };
   const reads = kvOrderReads(kv);
   const push = kvPush(kv);
 

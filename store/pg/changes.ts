@@ -143,7 +143,15 @@ export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[
     for (const event of events) batch.push({ user_id, event });
   }
   if (batch.length === 0) return;
-  for (const l of ctx.changes.listeners) l.events(batch);
+  for (const l of ctx.changes.listeners) {
+    try {
+      l.events(batch);
+    } catch (err) {
+      // The write is committed and its callers are still owed their answers: one failing
+      // listener must neither undo that nor keep the others from hearing it.
+      ctx.log.error("a change listener failed on committed events", { err: String(err) });
+    }
+  }
 }
 
 /**
