@@ -37,6 +37,7 @@ const Env = z.object({
   EVENT_RETENTION_HOURS: positiveInt.default(72),
   MAX_STREAMS_PER_USER: positiveInt.default(10),
   STREAM_QUEUE_LIMIT: positiveInt.default(1000),
+  WRITE_QUEUE_LIMIT: positiveInt.default(5000),
   PUBLIC_ORIGIN: z.url().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
@@ -87,6 +88,8 @@ export interface Config {
   readonly eventRetentionMs: number;
   readonly maxStreamsPerUser: number;
   readonly streamQueueLimit: number;
+  /** Reports and order actions waiting to be written at once; past it they are answered 503. */
+  readonly writeQueueLimit: number;
   /** This site's own origin, for the CSRF check behind a proxy; null: the request's own. */
   readonly publicOrigin: string | null;
   readonly logLevel: "debug" | "info" | "warn" | "error";
@@ -178,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     eventRetentionMs: e.EVENT_RETENTION_HOURS * 3_600_000,
     maxStreamsPerUser: e.MAX_STREAMS_PER_USER,
     streamQueueLimit: e.STREAM_QUEUE_LIMIT,
+    writeQueueLimit: e.WRITE_QUEUE_LIMIT,
     publicOrigin: e.PUBLIC_ORIGIN ?? null,
     logLevel: e.LOG_LEVEL,
   });

@@ -37,9 +37,13 @@ export interface RunningBlotter {
 /** Opens the store the config asks for: Postgres when DATABASE_URL is set, else Deno KV. */
 async function openStore(config: Config, log: Logger): Promise<Store> {
   if (config.databaseUrl) {
-    return await openPgStore(config.databaseUrl, { log, schema: config.databaseSchema });
+    return await openPgStore(config.databaseUrl, {
+      log,
+      schema: config.databaseSchema,
+      writeQueueLimit: config.writeQueueLimit,
+    });
   }
-  return await openKvStore(config.kvPath);
+  return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit, log });
 }
 
 /** Blotter without its socket: the app object, and how to stop what runs behind it. */

@@ -41,9 +41,12 @@ export function installMiddleware(app: Hono<AppEnv>, deps: Deps): void {
   }));
   app.onError((err, c) => {
     if (err instanceof AppError) {
-      if (err.code === "rate_limited" && err.details && typeof err.details === "object") {
-        const retry = (err.details as { retry_after_s?: number }).retry_after_s;
+      if (err.code === "rate_limited" || err.code === "unavailable") {
+        // A 503 (the store is overloaded or away) tells the client when to come back, as a 429
+        // does: 1 s unless the error says otherwise.
+        const retry = (err.details as { retry_after_s?: number } | undefined)?.retry_after_s;
         if (retry) c.header("Retry-After", String(retry));
+        else if (err.code === "unavailable") c.header("Retry-After", "1");
       }
       return c.json(errorBody(err), err.status as 400);
     }

@@ -112,5 +112,20 @@ $$;
 create or replace trigger execution_inbox_notify after insert on execution_inbox
   for each statement execute function blotter_inbox_notify();
 
-insert into blotter_schema (id, version) values (true, 2)
+-- The fast write (store/pg/fast_write.ts) advances each user's seq only where it is still the one
+-- its writer cached, and calls this with how many it advanced: any fewer and the whole statement
+-- fails (SQLSTATE BL001) and writes nothing; the writer then reads afresh under row locks.
+create or replace function blotter_expect_advanced(advanced integer, expected integer)
+returns boolean
+language plpgsql as $$
+begin
+  if advanced <> expected then
+    raise exception 'stale state: % of % user seqs were as expected', advanced, expected
+      using errcode = 'BL001';
+  end if;
+  return true;
+end
+$$;
+
+insert into blotter_schema (id, version) values (true, 3)
   on conflict (id) do update set version = excluded.version;

@@ -61,11 +61,3 @@ export async function openTestPgStore(schema = freshSchema()): Promise<Store> {
   };
   return store;
 }
-
-/**
- * Why tests whose writes Postgres refuses run without Deno's sanitizers: store/pg/transaction.ts bounds the
- * ROLLBACK after a refused write with a 2 s timer it never clears, so the timer outlives the test
- * (and fires in the next one). Remove this, and its uses, once that timer is cleared.
- */
-export const PG_ROLLBACK_TIMER =
-  "store/pg/transaction.ts leaves its 2 s ROLLBACK-bound timer running after a refused write";

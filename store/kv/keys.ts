@@ -19,6 +19,7 @@
  */
 import { AppError } from "../../orders/errors.ts";
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
+import { type Logger, silentLogger } from "../../log.ts";
 import type { KeyedMutex } from "../common.ts";
 import type { ChangeListener, ChangeSource } from "../store.ts";
 
@@ -40,6 +41,8 @@ export class LocalChanges implements ChangeSource {
   readonly connected = true;
   readonly #listeners = new Set<ChangeListener>();
 
+  constructor(private readonly log: Logger = silentLogger) {}
+
   /** Adds a listener (told `connected` at once: there is nothing to connect). */
   subscribe(listener: ChangeListener): () => void {
     this.#listeners.add(listener);
@@ -50,7 +53,15 @@ export class LocalChanges implements ChangeSource {
   /** Tells every listener about committed events. */
   publish(events: UserEvent[]): void {
     if (events.length === 0) return;
-    for (const l of this.#listeners) l.events(events);
+    for (const l of this.#listeners) {
+      try {
+        l.events(events);
+      } catch (err) {
+        // Committed already, and the writers are owed their answers (a group must not be
+        // retried as if it had failed): one failing listener must not stop the others either.
+        this.log.error("a change listener failed on committed events", { err: String(err) });
+      }
+    }
   }
 
   /** Tells every listener a session was revoked. */

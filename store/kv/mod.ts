@@ -9,6 +9,7 @@
  * KV's `watch()` is not a change log (it coalesces and does not cross processes), so this store
  * publishes to its listeners in-process, after commit, in seq order.
  */
+import type { Logger } from "../../log.ts";
 import { KeyedMutex } from "../common.ts";
 import type { Store } from "../store.ts";
 import { type KvContext, LocalChanges } from "./keys.ts";
@@ -16,15 +17,28 @@ import { kvPush } from "./push.ts";
 import { kvEventLog, kvOrderReads } from "./reads.ts";
 import { kvSessions } from "./sessions.ts";
 import { kvWrites } from "./writes.ts";
+import { WriteGate } from "../write_gate.ts";
+
+/** Options for the KV store. */
+export interface KvStoreOptions {
+  /** WRITE_QUEUE_LIMIT: reports and order actions waiting to be written at once. */
+  writeQueueLimit?: number;
+  /** Where a failing change listener is reported. */
+  log?: Logger;
+}
 
 /** Opens (or creates) the KV store at `path` (`:memory:` for tests). */
-export async function openKvStore(path: string): Promise<Store> {
+export async function openKvStore(path: string, options: KvStoreOptions = {}): Promise<Store> {
   if (path !== ":memory:") {
     const dir = path.replace(/[^/]*$/, "");
     if (dir) await Deno.mkdir(dir, { recursive: true });
   }
   const kv = await Deno.openKv(path);
-  const ctx: KvContext = { kv, changes: new LocalChanges(), mutex: new KeyedMutex() };
+  const ctx: KvContext = {
+    kv,
+    changes: new LocalChanges(options.log),
+    mutex: new KeyedMutex(),
+  };
   const reads = kvOrderReads(kv);
   const push = kvPush(kv);
 
@@ -35,7 +49,13 @@ export async function openKvStore(path: string): Promise<Store> {
   return {
     kind: "kv",
     changes: ctx.changes,
-    ...kvWrites(ctx, reads),
+    // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
+    ...new WriteGate(options.writeQueueLimit).wrap(kvWrites(ctx, reads), [
+      "placeOrder",
+      "requestCancel",
+      "requestReplace",
+      "applyReport",
+    ]),
     ...reads,
     ...kvEventLog(kv),
     ...kvSessions(ctx, push),

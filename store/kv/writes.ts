@@ -3,7 +3,7 @@
  * reports. Each is one atomic operation guarded by versionstamp checks on the user's seq counter
  * and the order (so per-user seq is gapless even if two processes share the file), retried when
  * another process won the race, queued per user on the mutex within this one, and published to
- * the in-process listeners after commit.
+ * the in-process listeners after commit. Reports are group-committed (report_groups.ts).
  */
 import { uuidv7 } from "../../orders/ids.ts";
 import * as lifecycle from "../../orders/lifecycle.ts";
@@ -27,6 +27,7 @@ import {
   writeEvents,
   writeOrder,
 } from "./keys.ts";
+import { KvReportGroups } from "./report_groups.ts";
 
 /** The order writes of OrderStore on KV; `orderEvents` answers a repeated client_order_id. */
 export function kvWrites(
@@ -67,6 +68,11 @@ export function kvWrites(
       (await kv.get<OrderRecord>(["order", rec.order_id])).value!.order;
     return { user_id: rec.user_id, order, events, duplicate: true };
   }
+
+  const groups = new KvReportGroups(ctx, {
+    applyOne: applyOneFor(ctx, reads, duplicateOf).applyReport,
+    duplicateOf,
+  });
 
   return {
     placeOrder(userId, request, now): Promise<PlaceResult> {
@@ -109,6 +115,18 @@ export function kvWrites(
 
     ...userActions(userAction),
 
+    applyReport: (report, now) => groups.applyReport(report, now),
+  };
+}
+
+/** One report applied alone, in its own atomic step (what a group falls back to). */
+function applyOneFor(
+  ctx: KvContext,
+  reads: Pick<OrderStore, "orderOwner">,
+  duplicateOf: (rec: ExecRecord) => Promise<ApplyResult>,
+) {
+  const { kv, changes, mutex } = ctx;
+  return {
     async applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
       const first = (await kv.get<ExecRecord>(["exec", report.exec_id])).value;
       if (first) return await duplicateOf(first);

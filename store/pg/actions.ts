@@ -1,7 +1,8 @@
 /**
  * The user's own writes: placing an order, asking to cancel or replace it. Each is one write
  * transaction under the user's counter-row lock (transaction.ts), so its events take the user's
- * next seqs in commit order.
+ * next seqs in commit order. After commit the events go to this instance's listeners at once and
+ * the state cache learns the order (the fast report path starts from it).
  */
 import * as lifecycle from "../../orders/lifecycle.ts";
 import { uuidv7 } from "../../orders/ids.ts";
@@ -14,7 +15,7 @@ import {
   userActions,
 } from "../common.ts";
 import type { OrderStore, PlaceResult, WriteResult } from "../store.ts";
-import { Changes, writeChanges } from "./changes.ts";
+import { Changes, publishOwn, writeChanges } from "./changes.ts";
 import type { PgContext } from "./connect.ts";
 import { lockUser, write, type Writers } from "./transaction.ts";
 
@@ -23,31 +24,44 @@ export function pgActions(
   ctx: PgContext,
   writers: Writers,
 ): Pick<OrderStore, "placeOrder" | "requestCancel" | "requestReplace"> {
+  /** After a commit: this instance's listeners hear it at once, and the cache learns it. */
+  function committed<R extends WriteResult>(result: R): R {
+    const { events } = result;
+    if (events.length === 0) return result;
+    ctx.cache.learn(result.user_id, events[0].seq - 1, events[events.length - 1].seq, [
+      result.order,
+    ]);
+    publishOwn(ctx, [[result.user_id, events]]);
+    return result;
+  }
+
   /** A user's request on their own order (cancel, replace), under their counter-row lock. */
-  const userAction: UserActionRunner = (userId, orderId, decide, now) =>
-    write(
-      writers,
-      (tx) => lockUser(tx, userId),
-      async (tx, [{ seq }]): Promise<{ result: WriteResult; write?: Promise<unknown> }> => {
-        const [row] = await tx<{ body: Order }[]>`
+  const userAction: UserActionRunner = async (userId, orderId, decide, now) =>
+    committed(
+      await write(
+        writers,
+        (tx) => lockUser(tx, userId),
+        async (tx, [{ seq }]): Promise<{ result: WriteResult; write?: Promise<unknown> }> => {
+          const [row] = await tx<{ body: Order }[]>`
           select body from orders where id = ${orderId} and user_id = ${userId}`;
-        if (!row) throw orderNotFound(orderId);
-        const result = decideUserAction(userId, row.body, decide, Number(seq), now);
-        if (result.events.length === 0) return { result };
-        return {
-          result,
-          write: writeChanges(
-            ctx,
-            tx,
-            new Changes().order(userId, result.order).events(userId, result.events),
-          ),
-        };
-      },
+          if (!row) throw orderNotFound(orderId);
+          const result = decideUserAction(userId, row.body, decide, Number(seq), now);
+          if (result.events.length === 0) return { result };
+          return {
+            result,
+            write: writeChanges(
+              ctx,
+              tx,
+              new Changes().order(userId, result.order).events(userId, result.events),
+            ),
+          };
+        },
+      ),
     );
 
   return {
     async placeOrder(userId, request, now): Promise<PlaceResult> {
-      return await write(
+      const placed = await write(
         writers,
         (tx) => lockUser(tx, userId),
         async (tx, [{ seq }]): Promise<{ result: PlaceResult; write?: Promise<unknown> }> => {
@@ -74,6 +88,7 @@ export function pgActions(
           };
         },
       );
+      return placed.created ? committed(placed) : placed;
     },
 
     ...userActions(userAction),

@@ -1,10 +1,11 @@
 /**
  * What one write transaction writes, and how: the `Changes` builder a transaction fills as it
  * decides, `writeChanges` that turns it into one statement (snapshots, events, seqs, exec_ids and
- * one NOTIFY per user, delivered at commit to every instance), and the NOTIFY payload format.
+ * the NOTIFYs, delivered at commit to every instance), the NOTIFY payload format, and the hand-off
+ * of committed events to this instance's own listeners.
  */
 import postgres from "postgres";
-import { isFinal, type Order, type OrderEvent } from "../../orders/model.ts";
+import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import type { PgContext, Tx } from "./connect.ts";
 
 const encoder = new TextEncoder();
@@ -12,6 +13,7 @@ const encoder = new TextEncoder();
 /** What travels on the NOTIFY channel. */
 export type Notice =
   | { k: "ev"; u: string; e: OrderEvent[] }
+  | { k: "evs"; g: Array<{ u: string; e: OrderEvent[] }> }
   | { k: "ids"; u: string; s: number[] }
   | { k: "revoke"; u: string; s: string }
   | { k: "subs"; u: string };
@@ -59,13 +61,8 @@ export class Changes {
   }
 }
 
-/**
- * Every write of a transaction as one statement: the orders' snapshots, the events, each user's
- * seq, each exec_id's first answer and one NOTIFY per user (delivered at commit, to every
- * instance).
- */
-export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknown> {
-  const json = (v: unknown) => tx.json(v as postgres.JSONValue);
+/** The rows a `Changes` writes, as the JSON/array parameters both write statements take. */
+export function changeRows(c: Changes) {
   const orders = [...c.orders.values()].map(({ user_id, order }) => ({
     u: user_id,
     final: isFinal(order.status),
@@ -73,6 +70,17 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
   }));
   const events = [...c.byUser].flatMap(([u, es]) => es.map((e) => ({ u, e })));
   const users = [...c.byUser.keys()];
+  const lastSeqs = users.map((u) => c.byUser.get(u)!.at(-1)!.seq);
+  return { orders, events, users, lastSeqs, executions: c.executions };
+}
+
+/**
+ * Every write of a transaction as one statement: the orders' snapshots, the events, each user's
+ * seq, each exec_id's first answer and the NOTIFYs (delivered at commit, to every instance).
+ */
+export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknown> {
+  const json = (v: unknown) => tx.json(v as postgres.JSONValue);
+  const { orders, events, users, lastSeqs, executions } = changeRows(c);
   return tx`
     with o as (
       insert into orders (id, user_id, client_order_id, final, body)
@@ -87,23 +95,71 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
       from json_array_elements(${json(events)}::json) x
     ), s as (
       update user_seqs u set seq = v.seq
-      from unnest(${users}::text[], ${
-    users.map((u) => c.byUser.get(u)!.at(-1)!.seq)
-  }::bigint[]) as v(user_id, seq)
+      from unnest(${users}::text[], ${lastSeqs}::bigint[]) as v(user_id, seq)
       where u.user_id = v.user_id
     ), x as (
       insert into executions (exec_id, user_id, order_id, seqs)
       select x->>'exec_id', x->>'user_id', (x->>'order_id')::uuid,
              array(select json_array_elements_text(x->'seqs'))::bigint[]
-      from json_array_elements(${json(c.executions)}::json) x
+      from json_array_elements(${json(executions)}::json) x
     )
     select pg_notify(${ctx.channel}, p)
-    from unnest(${users.map((u) => notice(ctx.maxNotifyBytes, u, c.byUser.get(u)!))}::text[]) as p`;
+    from unnest(${notices(ctx, c.byUser)}::text[]) as p`;
 }
 
-/** The NOTIFY payload for `events`: the events, or their seqs when too big for NOTIFY. */
-function notice(maxBytes: number, userId: string, events: OrderEvent[]): string {
-  const payload = JSON.stringify({ k: "ev", u: userId, e: events } satisfies Notice);
-  if (encoder.encode(payload).length <= maxBytes) return payload;
-  return JSON.stringify({ k: "ids", u: userId, s: events.map((e) => e.seq) } satisfies Notice);
+/**
+ * The NOTIFY payloads for a write's events, each prefixed with this instance's id (its own
+ * listener skips them unparsed: it already had them, see `publishOwn`): one payload for the
+ * whole write when it fits, else one per user, else a user's seqs only (listeners fetch them).
+ */
+export function notices(ctx: PgContext, byUser: Map<string, OrderEvent[]>): string[] {
+  const max = ctx.maxNotifyBytes;
+  if (byUser.size > 1) {
+    const g = [...byUser].map(([u, e]) => ({ u, e }));
+    const all = ctx.instance + JSON.stringify({ k: "evs", g } satisfies Notice);
+    if (fits(all, max)) return [all];
+  }
+  return [...byUser].map(([u, events]) => {
+    const one = ctx.instance + JSON.stringify({ k: "ev", u, e: events } satisfies Notice);
+    if (fits(one, max)) return one;
+    return ctx.instance +
+      JSON.stringify({ k: "ids", u, s: events.map((e) => e.seq) } satisfies Notice);
+  });
+}
+
+/** Whether a payload is at most `max` bytes of UTF-8 (the length check alone when it is sure). */
+function fits(payload: string, max: number): boolean {
+  if (payload.length * 3 <= max) return true;
+  return payload.length <= max && encoder.encode(payload).length <= max;
+}
+
+/**
+ * Hands committed events to this instance's own change listeners at once (the same path the
+ * feed delivers on), instead of waiting for its NOTIFY to come back from Postgres.
+ */
+export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[]]>): void {
+  const batch: UserEvent[] = [];
+  for (const [user_id, events] of byUser) {
+    for (const event of events) batch.push({ user_id, event });
+  }
+  if (batch.length === 0) return;
+  for (const l of ctx.changes.listeners) {
+    try {
+      l.events(batch);
+    } catch (err) {
+      // The write is committed and its callers are still owed their answers: one failing
+      // listener must neither undo that nor keep the others from hearing it.
+      ctx.log.error("a change listener failed on committed events", { err: String(err) });
+    }
+  }
+}
+
+/**
+ * After a write whose answer was lost (it may have committed): its events would reach this
+ * instance's listeners neither at commit nor by NOTIFY (its own are skipped), so they catch up
+ * from the log as after a reconnect. While the feed is down its reconnect does that anyway.
+ */
+export function resync(ctx: PgContext): void {
+  if (ctx.closed || !ctx.changes.connected) return;
+  for (const l of ctx.changes.listeners) l.connected();
 }

@@ -8,6 +8,7 @@ import type { Logger } from "../../log.ts";
 import { AppError } from "../../orders/errors.ts";
 import type { ChangeListener, ChangeSource, PushSubscriptionRecord } from "../store.ts";
 import { SubscriptionCache } from "../subscription_cache.ts";
+import { StateCache } from "./state_cache.ts";
 
 /** A postgres.js pool. */
 export type Sql = postgres.Sql;
@@ -15,7 +16,7 @@ export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
 
 /** NOTIFY payloads must stay under 8000 bytes; above this, send ids and let listeners fetch. */
-const MAX_PAYLOAD = 7_500;
+const MAX_PAYLOAD = 7_999;
 
 /** Options for the Postgres store. */
 export interface PgStoreOptions {
@@ -26,6 +27,12 @@ export interface PgStoreOptions {
   max?: number;
   /** Payloads above this many bytes go as ids only (tests lower it to exercise that path). */
   maxNotifyBytes?: number;
+  /** WRITE_QUEUE_LIMIT: reports and order actions waiting to be written at once. */
+  writeQueueLimit?: number;
+  /** How many users the state cache keeps (default STATE_CACHE_USERS). */
+  cacheUsers?: number;
+  /** Called with every statement sent on the pool or a writer (tests count round trips). */
+  onQuery?: (query: string) => void;
 }
 
 /** The change feed's state: whether the LISTEN connection is up, and who listens. */
@@ -50,6 +57,8 @@ export interface PgContext {
   /** Connection parameters every connection of this store uses (search_path = the schema). */
   readonly connection: Record<string, string>;
   readonly log: Logger;
+  /** postgres.js's `debug` hook for every connection but the listener's (PgStoreOptions.onQuery). */
+  readonly debug?: (connection: number, query: string) => void;
   /** The NOTIFY channel of order events, revokes and subscription changes. */
   readonly channel: string;
   /** The NOTIFY channel that wakes the inbox drain. */
@@ -58,6 +67,13 @@ export interface PgContext {
   readonly changes: PgChanges;
   /** Whom to alert, per user (asked on every fill); forgotten on NOTIFY `subs`. */
   readonly subs: SubscriptionCache<PushSubscriptionRecord>;
+  /** Recent users' seqs and order snapshots (a hint the fast write checks); see state_cache.ts. */
+  readonly cache: StateCache;
+  /**
+   * This instance's prefix on the event NOTIFYs it sends (`id|`): its own listener skips them
+   * before parsing, having handed the events to its listeners at commit.
+   */
+  readonly instance: string;
   /** Set once by close(): loops (reconnect, inbox drain) stop. */
   closed: boolean;
 }
@@ -67,12 +83,15 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
   const schema = options.schema ?? "public";
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
   const connection = { search_path: schema, application_name: "blotter" };
+  const onQuery = options.onQuery;
+  const debug = onQuery ? (_: number, query: string) => onQuery(query) : undefined;
   const sql = postgres(url, {
     max: options.max ?? 10,
     connection,
     onnotice: () => {},
     // Fail fast when the database is away: callers answer 503 and clients retry.
     connect_timeout: 5,
+    debug,
   });
   await sql.unsafe(`create schema if not exists "${schema}"`);
   const ddl = await Deno.readTextFile(new URL("../schema.sql", import.meta.url));
@@ -85,11 +104,14 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     url,
     connection,
     log: options.log,
+    debug,
     channel: `blotter:${schema}`,
     inboxChannel: `blotter_inbox:${schema}`,
     maxNotifyBytes: options.maxNotifyBytes ?? MAX_PAYLOAD,
     changes: new PgChanges(),
     subs: new SubscriptionCache<PushSubscriptionRecord>(),
+    cache: new StateCache(options.cacheUsers),
+    instance: `${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}|`,
     closed: false,
   };
 }

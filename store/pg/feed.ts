@@ -39,6 +39,7 @@ export async function startListening(
     await l.unsafe(`listen "${ctx.channel.replaceAll('"', '""')}"`);
     await l.unsafe(`listen "${ctx.inboxChannel.replaceAll('"', '""')}"`);
     ctx.subs.clear(); // whatever changed while not listening was not heard
+    ctx.cache.clear();
     ctx.changes.connected = true;
     ctx.log.info("listening for order events", { channel: ctx.channel });
     for (const listener of ctx.changes.listeners) listener.connected();
@@ -49,6 +50,7 @@ export async function startListening(
     if (ctx.closed || reconnecting) return;
     reconnecting = true;
     ctx.subs.clear();
+    ctx.cache.clear();
     if (ctx.changes.connected) {
       ctx.changes.connected = false;
       ctx.log.warn("lost the database change feed; reconnecting");
@@ -78,9 +80,14 @@ export async function startListening(
       return;
     }
     if (channel !== ctx.channel) return;
+    // This instance's own events reached its listeners at commit (changes.ts `publishOwn`).
+    if (payload.startsWith(ctx.instance)) return;
     let notice: Notice;
     try {
-      notice = JSON.parse(payload);
+      // Events carry their writer's `id|` prefix; revokes and subscription changes are bare.
+      notice = JSON.parse(
+        payload.charCodeAt(0) === 123 ? payload : payload.slice(payload.indexOf("|") + 1),
+      );
     } catch (err) {
       // Only a writer of another release (or a hand-sent NOTIFY) can send this; the events it
       // may have carried are in the log and reach streams on their next catch-up. The payload
@@ -95,10 +102,18 @@ export async function startListening(
     // changed, on some instance.
     if (notice.k === "subs" || notice.k === "revoke") ctx.subs.forget(notice.u);
     if (notice.k === "subs") return;
+    // Another instance wrote for these users: what this one cached of them may be stale.
+    if (notice.k === "evs") { for (const { u } of notice.g) ctx.cache.forget(u); }
+    else if (notice.k === "ev" || notice.k === "ids") ctx.cache.forget(notice.u);
     delivery = delivery.then(async () => {
       const listeners = [...ctx.changes.listeners];
       if (notice.k === "revoke") {
         for (const l of listeners) l.sessionRevoked(notice.s, notice.u);
+        return;
+      }
+      if (notice.k === "evs") {
+        const batch = notice.g.flatMap(({ u, e }) => e.map((event) => ({ user_id: u, event })));
+        for (const l of listeners) l.events(batch);
         return;
       }
       let events: OrderEvent[];

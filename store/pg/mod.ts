@@ -4,16 +4,19 @@
  *   transaction.ts  the Writers pool and the pipelined write transaction (seq lock)
  *   changes.ts      what a transaction writes, as one statement, and its NOTIFY payloads
  *   actions.ts      the user's writes (place, cancel, replace)
- *   reports.ts      the venue's reports, group-committed
+ *   reports.ts      the venue's reports, group-committed (fast path first, locked path after)
+ *   fast_write.ts   a group decided on the cache, written by one conditional statement
+ *   state_cache.ts  recent users' seqs and order snapshots (bounded LRU), forgotten on NOTIFY
  *   reads.ts        order reads, paging and the event log
  *   feed.ts         the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks
  *   sessions.ts     sessions
  *   push.ts         push subscriptions, alert claims and the subscription cache
  *   inbox.ts        the SQL inbox drain
  *
- * Every write is one short transaction that locks the user's counter row, takes the next seq,
- * updates the snapshot, appends the event and `pg_notify`s it, so per user the order of seqs is
- * the order of commits and every instance's listener hears it right after commit.
+ * Every write either locks the user's counter row (a short transaction) or advances it only if it
+ * still holds the seq the write was decided on (the fast path), takes the next seq, updates the
+ * snapshot, appends the event and `pg_notify`s it, so per user the order of seqs is the order of
+ * commits; the writer's own listeners hear it at commit, every other instance's right after.
  */
 import type { Store } from "../store.ts";
 import { pgActions } from "./actions.ts";
@@ -25,6 +28,7 @@ import { pgEventLog, pgOrderReads } from "./reads.ts";
 import { ReportGroups } from "./reports.ts";
 import { pgSessions } from "./sessions.ts";
 import { openWriters } from "./transaction.ts";
+import { WriteGate } from "../write_gate.ts";
 
 export type { PgStoreOptions } from "./connect.ts";
 
@@ -36,7 +40,9 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   const ctx = await connect(url, options);
   const writers = openWriters(ctx);
   const groups = new ReportGroups(ctx, writers);
-  const applyReport = groups.applyReport.bind(groups);
+  // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
+  const gate = new WriteGate(options.writeQueueLimit);
+  const { applyReport } = gate.wrap(groups, ["applyReport"] as const);
   const eventLog = pgEventLog(ctx);
   const inbox = inboxDrain(ctx, { applyReport });
   const listener = await startListening(ctx, eventLog, inbox.wake);
@@ -52,7 +58,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   return {
     kind: "postgres",
     changes: ctx.changes,
-    ...pgActions(ctx, writers),
+    ...gate.wrap(pgActions(ctx, writers), ["placeOrder", "requestCancel", "requestReplace"]),
     applyReport,
     ...pgOrderReads(ctx),
     ...eventLog,

@@ -4,6 +4,7 @@
  * Seq assignment starts here: `lockUser` locks a user's counter row and answers their seq.
  */
 import postgres from "postgres";
+import { resync } from "./changes.ts";
 import {
   isConnectionError,
   type PgContext,
@@ -27,7 +28,15 @@ export class Writers {
   readonly #all: Writer[] = [];
   readonly #waiting: Array<(w: Writer) => void> = [];
 
-  constructor(count: number, open: (onclose: () => void) => Sql) {
+  /**
+   * `onLost` is told when a write's connection was lost with its outcome unknown (it may have
+   * committed; its events then reach this instance only from the log).
+   */
+  constructor(
+    count: number,
+    open: (onclose: () => void) => Sql,
+    private readonly onLost: () => void = () => {},
+  ) {
     for (let i = 0; i < count; i++) {
       const w: Writer = { sql: null as unknown as Sql, generation: 0 };
       w.sql = open(() => w.generation++);
@@ -50,6 +59,11 @@ export class Writers {
     else this.#idle.push(w);
   }
 
+  /** Says a write's connection was lost with its outcome unknown (see the constructor). */
+  lost(): void {
+    this.onLost();
+  }
+
   /** Closes every writer's connection. */
   async end(): Promise<void> {
     await Promise.all(this.#all.map((w) => w.sql.end({ timeout: 2 })));
@@ -58,17 +72,27 @@ export class Writers {
 
 /** Opens the store's writers, on the same database and schema as the query pool. */
 export function openWriters(ctx: PgContext): Writers {
-  return new Writers(WRITERS, (onclose) =>
-    postgres(ctx.url, {
-      max: 1,
-      connection: ctx.connection,
-      onnotice: () => {},
-      connect_timeout: 5,
-      // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
-      // connection ends only when the server or the network ends it.
-      max_lifetime: null,
-      onclose,
-    }));
+  return new Writers(
+    WRITERS,
+    (onclose) =>
+      postgres(ctx.url, {
+        max: 1,
+        // Every statement planned for its own parameters (still prepared: parsed once, sent in
+        // one round trip). A generic plan Postgres settles on after five runs is made from the
+        // statistics of the moment and kept until the table is analyzed: one made while a table
+        // was small scans it, and keeps scanning as it grows (seen with the exec_id check; would
+        // be the fast write's user_seqs update). Planning is cheap next to that.
+        connection: { ...ctx.connection, plan_cache_mode: "force_custom_plan" },
+        onnotice: () => {},
+        connect_timeout: 5,
+        // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
+        // connection ends only when the server or the network ends it.
+        max_lifetime: null,
+        onclose,
+        debug: ctx.debug,
+      }),
+    () => resync(ctx),
+  );
 }
 
 /** The error for a transaction whose connection went away under it. */
@@ -119,15 +143,17 @@ export async function write<T, L extends { seq: string }>(
       if (!isConnectionError(err) || w.generation !== generation) {
         // Bounded: while the database is away a queued ROLLBACK waits for a reconnect. It stays
         // queued ahead of the writer's next BEGIN on the same single connection either way.
+        let bound: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           // The rollback's own failure is not the caller's error: `err` below is.
           w.sql.unsafe("rollback").catch(() => {}),
-          new Promise((r) => setTimeout(r, 2_000)),
-        ]);
+          new Promise((r) => (bound = setTimeout(r, 2_000))),
+        ]).finally(() => clearTimeout(bound));
       }
       throw err;
     }
   } catch (err) {
+    if (isConnectionError(err)) writers.lost();
     throw unavailableIfConnection(err);
   } finally {
     writers.release(w);

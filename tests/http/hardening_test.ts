@@ -15,16 +15,9 @@ import {
   send,
   startInProcess,
   type Target,
-  testWithoutSanitizers,
   withApp,
 } from "../helpers.ts";
-import {
-  DATABASE_URL,
-  dropSchema,
-  freshSchema,
-  NO_POSTGRES,
-  PG_ROLLBACK_TIMER,
-} from "../pg_helper.ts";
+import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "10" };
 
@@ -70,16 +63,20 @@ function both(name: string, fn: (s: InProcessBlotter) => Promise<void>) {
       }
     },
   });
-  testWithoutSanitizers(`hardening (postgres): ${name}`, PG_ROLLBACK_TIMER, async () => {
-    const schema = freshSchema();
-    const s = await startInProcess({ DATABASE_URL, DATABASE_SCHEMA: schema });
-    try {
-      await fn(s);
-    } finally {
-      await s.stop();
-      await dropSchema(schema);
-    }
-  }, { ignore: NO_POSTGRES });
+  Deno.test({
+    name: `hardening (postgres): ${name}`,
+    ignore: NO_POSTGRES,
+    async fn() {
+      const schema = freshSchema();
+      const s = await startInProcess({ DATABASE_URL, DATABASE_SCHEMA: schema });
+      try {
+        await fn(s);
+      } finally {
+        await s.stop();
+        await dropSchema(schema);
+      }
+    },
+  });
 }
 
 /** Everything a user can read about their orders, to compare before and after an attack. */

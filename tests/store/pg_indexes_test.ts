@@ -144,3 +144,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "postgres: the fast write's seq check stays an index lookup as user_seqs grows from small",
+  ignore: NO_POSTGRES,
+  async fn() {
+    // The fast write is a prepared statement run once a group: planned generically on a small
+    // user_seqs it would hash-join a scan of the whole table, and keep doing so as it grows.
+    const schema = freshSchema();
+    const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 8 });
+    const sql = postgres(DATABASE_URL, {
+      max: 1,
+      onnotice: () => {},
+      connection: { search_path: schema },
+    });
+    let closed = false;
+    const report = (orderId: string, n: number) =>
+      ExecutionReport.parse({
+        order_id: orderId,
+        exec_id: `seq-${crypto.randomUUID()}`,
+        type: n === 0 ? "new" : "partial_fill",
+        at: new Date().toISOString(),
+        ...(n === 0 ? {} : { last_qty: "1", last_price: "10.00" }),
+      });
+    try {
+      const orders = await Promise.all(Array.from({ length: 10 }, async (_, u) => {
+        const { order } = await store.placeOrder(
+          `seqs${u}`,
+          OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "1000" }),
+          new Date(),
+        );
+        return order.id;
+      }));
+      const round = (n: number) =>
+        Promise.all(orders.map((id) => store.applyReport(report(id, n), new Date())));
+      for (let n = 0; n < 15; n++) await round(n);
+      await sql`
+        insert into user_seqs (user_id, seq) select 'bulk-' || g, 0 from generate_series(1, 50000) g`;
+      for (let n = 15; n < 25; n++) await round(n);
+      await store.close();
+      closed = true;
+      await sql`select pg_stat_clear_snapshot()`;
+      const [{ read }] = await sql<{ read: string }[]>`
+        select seq_tup_read as read from pg_stat_user_tables where relid = 'user_seqs'::regclass`;
+      // One scan of the grown table alone would read 50,010 rows.
+      assert.ok(Number(read) < 50_000, `user_seqs scanned after it grew (${read} rows read)`);
+    } finally {
+      await sql.end();
+      if (!closed) await store.close();
+      await dropSchema(schema);
+    }
+  },
+});

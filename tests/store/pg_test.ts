@@ -1,9 +1,28 @@
 import { storeContract } from "../store_contract.ts";
-import { NO_POSTGRES, openTestPgStore, PG_ROLLBACK_TIMER } from "../pg_helper.ts";
+import { instancesContract } from "../store_instances_contract.ts";
+import { dropSchema, freshSchema, NO_POSTGRES, openTestPgStore } from "../pg_helper.ts";
+import { DATABASE_URL } from "../pg_helper.ts";
+import { silentLogger } from "../../log.ts";
+import { openPgStore } from "../../store/pg/mod.ts";
 
-storeContract({
+storeContract({ name: "postgres", open: () => openTestPgStore(), ignore: NO_POSTGRES });
+
+instancesContract({
   name: "postgres",
-  open: () => openTestPgStore(),
   ignore: NO_POSTGRES,
-  sanitizersOffBecause: PG_ROLLBACK_TIMER,
+  async openPair() {
+    const schema = freshSchema();
+    const open = () => openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 4 });
+    const a = await open();
+    const b = await open();
+    return {
+      a,
+      b,
+      async close() {
+        await a.close();
+        await b.close();
+        await dropSchema(schema);
+      },
+    };
+  },
 });

@@ -1,0 +1,191 @@
+/**
+ * The venue's reports on KV, group-committed as on Postgres: reports that arrive while a group is
+ * committing wait and then go together in ONE atomic commit (one SQLite transaction, one fsync),
+ * each still answered alone, exactly as `applyOne` would answer it. One group at a time per
+ * process, so groups never race each other; the user's own actions (under the per-user mutex)
+ * and other processes sharing the file are caught by versionstamp checks on every order read and
+ * every user's seq counter, and the group is then decided again from fresh reads.
+ *
+ * KV caps one atomic operation (100 checks, 1,000 mutations, 800 KB of values, 80 KB of keys):
+ * GROUP_MAX keeps a group well inside all four, and a group that still fails as a whole (a check
+ * that keeps losing, a limit) is applied report by report.
+ */
+import { uuidv7 } from "../../orders/ids.ts";
+import * as lifecycle from "../../orders/lifecycle.ts";
+import { AppError } from "../../orders/errors.ts";
+import type { ExecutionReport, Order, OrderEvent } from "../../orders/model.ts";
+import { eventsFromSteps, orderNotFound } from "../common.ts";
+import type { ApplyResult } from "../store.ts";
+import {
+  type ExecRecord,
+  type KvContext,
+  MAX_ATTEMPTS,
+  type OrderRecord,
+  writeEvents,
+  writeOrder,
+} from "./keys.ts";
+
+/** Reports per group: ≤ 80 checks (orders + users) and ~12 mutations each. */
+const GROUP_MAX = 40;
+
+/** A report waiting for a group, with its caller's answer. */
+interface Pending {
+  report: ExecutionReport;
+  now: Date;
+  resolve(result: ApplyResult): void;
+  reject(err: unknown): void;
+}
+
+/** How a report is applied alone (the fallback), and a duplicate's first result read. */
+export interface KvReportDeps {
+  applyOne(report: ExecutionReport, now: Date): Promise<ApplyResult>;
+  duplicateOf(rec: ExecRecord): Promise<ApplyResult>;
+}
+
+/** Group-commits reports (see the module comment). */
+export class KvReportGroups {
+  #waiting: Pending[] = [];
+  #running = false;
+
+  constructor(private readonly ctx: KvContext, private readonly deps: KvReportDeps) {}
+
+  /** Applies one report in the next group; answers it alone. */
+  applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ report, now, resolve, reject });
+      this.#start();
+    });
+  }
+
+  #start(): void {
+    if (this.#running || this.#waiting.length === 0) return;
+    this.#running = true;
+    const group = this.#waiting.splice(0, GROUP_MAX);
+    this.#commit(group).finally(() => {
+      this.#running = false;
+      this.#start();
+    });
+  }
+
+  /** Commits a group atomically, retrying on lost checks; else each report alone. */
+  async #commit(group: Pending[]): Promise<void> {
+    try {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const answers = await this.#tryOnce(group);
+        if (answers) {
+          answers.forEach((a, i) => a instanceof Error ? group[i].reject(a) : group[i].resolve(a));
+          return;
+        }
+      }
+    } catch (err) {
+      // The group wrote nothing (a read failed, or a KV limit): each report is tried alone below.
+      if (group.length === 1) {
+        group[0].reject(err);
+        return;
+      }
+    }
+    for (const p of group) await this.deps.applyOne(p.report, p.now).then(p.resolve, p.reject);
+  }
+
+  /** One read-decide-commit of the group; null when a check lost (nothing was written). */
+  async #tryOnce(group: Pending[]): Promise<Array<ApplyResult | Error> | null> {
+    const { kv } = this.ctx;
+    const orderIds = [...new Set(group.map((p) => p.report.order_id))];
+    const execIds = [...new Set(group.map((p) => p.report.exec_id))];
+    const [orderEntries, execEntries] = await Promise.all([
+      getAll<OrderRecord>(kv, orderIds.map((id) => ["order", id])),
+      getAll<ExecRecord>(kv, execIds.map((id) => ["exec", id])),
+    ]);
+    const owners = [...new Set(orderEntries.flatMap((e) => e.value ? [e.value.user_id] : []))];
+    const seqEntries = await getAll<number>(kv, owners.map((u) => ["seq", u]));
+
+    const firstTime = new Map(execEntries.flatMap((e) => e.value ? [[e.key[1], e.value]] : []));
+    const orders = new Map<string, OrderRecord>();
+    const before = new Map<string, Order>();
+    for (const e of orderEntries) {
+      if (!e.value) continue;
+      orders.set(e.value.order.id, e.value);
+      before.set(e.value.order.id, e.value.order);
+    }
+    const seqs = new Map(owners.map((u, i) => [u, seqEntries[i].value ?? 0]));
+    const events = new Map<string, OrderEvent[]>();
+    const execs: Array<[string, ExecRecord]> = [];
+    const inGroup = new Map<string, ApplyResult>();
+    const answers: Array<ApplyResult | Error> = [];
+    for (const { report, now } of group) {
+      const earlier = inGroup.get(report.exec_id);
+      if (earlier) {
+        answers.push({ ...earlier, duplicate: true });
+        continue;
+      }
+      const first = firstTime.get(report.exec_id);
+      if (first) {
+        answers.push(await this.deps.duplicateOf(first));
+        continue;
+      }
+      const rec = orders.get(report.order_id);
+      if (!rec) {
+        answers.push(orderNotFound(report.order_id));
+        continue;
+      }
+      const owner = rec.user_id;
+      const outcome = lifecycle.applyReport(rec.order, report, {
+        now,
+        newId: () => uuidv7(now.getTime()),
+      });
+      if ("refused" in outcome) {
+        answers.push(new AppError(outcome.code, outcome.refused));
+        continue;
+      }
+      const evs = eventsFromSteps(outcome.steps, seqs.get(owner)! + 1, now);
+      if (evs.length > 0) seqs.set(owner, evs[evs.length - 1].seq);
+      // A replacement is known from here on, for later reports in this group.
+      for (const s of outcome.steps) orders.set(s.order.id, { user_id: owner, order: s.order });
+      events.set(owner, [...(events.get(owner) ?? []), ...evs]);
+      const record = { user_id: owner, order_id: rec.order.id, seqs: evs.map((e) => e.seq) };
+      execs.push([report.exec_id, record]);
+      const applied = { user_id: owner, order: outcome.order, events: evs, duplicate: false };
+      inGroup.set(report.exec_id, applied);
+      answers.push(applied);
+    }
+    if (execs.length === 0) return answers;
+
+    const op = kv.atomic().check(...orderEntries.filter((e) => e.value), ...seqEntries);
+    // Each order once, at its last state in this group, its indexes moved from its state before.
+    const touched = new Set(
+      [...events.values()].flatMap((evs) => evs.map((e) => e.order.id)),
+    );
+    for (const id of touched) {
+      const { user_id, order } = orders.get(id)!;
+      writeOrder(op, user_id, order, before.get(id) ?? null);
+    }
+    for (const [user, evs] of events) if (evs.length > 0) writeEvents(op, user, evs);
+    for (const [execId, record] of execs) op.set(["exec", execId], record satisfies ExecRecord);
+    if (!(await commitOrBusy(op)).ok) return null;
+    this.ctx.changes.publish(
+      [...events].flatMap(([user_id, evs]) => evs.map((event) => ({ user_id, event }))),
+    );
+    return answers;
+  }
+}
+
+/** Every entry at these keys, in order (getMany takes at most 10 keys a call). */
+async function getAll<T>(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<T>[]> {
+  const batches: Promise<Deno.KvEntryMaybe<T>[]>[] = [];
+  for (let i = 0; i < keys.length; i += 10) batches.push(kv.getMany<T[]>(keys.slice(i, i + 10)));
+  return (await Promise.all(batches)).flat();
+}
+
+/**
+ * Commits; another process holding the file's write lock (SQLite "database is locked") is a lost
+ * race like a failed check: nothing was written, so the caller decides again after a short pause.
+ */
+async function commitOrBusy(op: Deno.AtomicOperation): Promise<{ ok: boolean }> {
+  try {
+    return await op.commit();
+  } catch (err) {
+    if (!(err instanceof TypeError && /database is locked/.test(err.message))) throw err;
+    await new Promise((r) => setTimeout(r, 1 + Math.random() * 10));
+    return { ok: false };
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The hot path of the venue's reports: a group decided on what this instance has cached
+ * (state_cache.ts) and written by ONE autocommit statement — no BEGIN, no row locks, no reads —
+ * that advances each user's seq only where it is still the one the decision started from,
+ * inserts the events, upserts the snapshots, inserts the executions (exec_id primary key) and
+ * notifies. If any user's seq had moved (a stale cache, another instance's write) or an exec_id
+ * is already stored (a duplicate this instance did not know), the statement raises and writes
+ * nothing; the caller then forgets those users and sends the group through the locked path,
+ * which reads afresh and handles duplicates and races.
+ *
+ * Only reports the lifecycle accepts with at least one step are written this way: a refusal or
+ * an unknown order may really be a duplicate exec_id (whose answer is its first result, not a
+ * 409), which only the locked path can tell.
+ */
+import postgres from "postgres";
+import { uuidv7 } from "../../orders/ids.ts";
+import * as lifecycle from "../../orders/lifecycle.ts";
+import type { ExecutionReport, Order } from "../../orders/model.ts";
+import { eventsFromSteps } from "../common.ts";
+import type { ApplyResult } from "../store.ts";
+import { changeRows, Changes, notices } from "./changes.ts";
+import type { PgContext, Sql } from "./connect.ts";
+
+/** A report waiting to be group-committed, with its caller's answer. */
+export interface PendingReport {
+  report: ExecutionReport;
+  now: Date;
+  resolve(result: ApplyResult): void;
+  reject(err: unknown): void;
+}
+
+/** SQLSTATE the fast statement raises when a user's seq is not the one expected (schema.sql). */
+export const STALE_STATE = "BL001";
+
+/** A group split into what the fast statement writes and what goes through the locked path. */
+export interface FastPlan {
+  /** The reports written by the fast statement, with their answers (same index). */
+  fast: PendingReport[];
+  answers: ApplyResult[];
+  /** The reports the locked path must decide (refused, unknown, nothing cached). */
+  slow: PendingReport[];
+  changes: Changes;
+  /** Each written user's seq before the write (the statement's condition). */
+  fromSeq: Map<string, number>;
+  /** Each written user's orders as they are after the write (what the cache learns). */
+  touched: Map<string, Order[]>;
+}
+
+/**
+ * Loads what the cache lacks for these orders — each order with its owner and the owner's seq,
+ * in one query, so snapshot and seq are from the same moment — into the cache. `sql` is a writer.
+ */
+export async function loadMissing(ctx: PgContext, sql: Sql, orderIds: string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  // On a writer: prepared, one round trip, planned afresh each time (transaction.ts).
+  const rows = await sql<{ user_id: string; seq: string; body: Order }[]>`
+    select o.user_id, s.seq, o.body from orders o join user_seqs s on s.user_id = o.user_id
+    where o.id = any(${orderIds}::uuid[])`;
+  const byUser = new Map<string, { seq: number; orders: Order[] }>();
+  for (const r of rows) {
+    const entry = byUser.get(r.user_id) ?? { seq: Number(r.seq), orders: [] };
+    entry.orders.push(r.body);
+    byUser.set(r.user_id, entry);
+  }
+  for (const [user, { seq, orders }] of byUser) ctx.cache.learn(user, seq, seq, orders);
+}
+
+/** Decides a group on the cached state: the lifecycle applied to each report in turn. */
+export function planFast(ctx: PgContext, group: PendingReport[]): FastPlan {
+  const plan: FastPlan = {
+    fast: [],
+    answers: [],
+    slow: [],
+    changes: new Changes(),
+    fromSeq: new Map(),
+    touched: new Map(),
+  };
+  /** The group's working state per user: seq and orders as this group has left them so far. */
+  const working = new Map<string, { seq: number; orders: Map<string, Order> }>();
+  const inGroup = new Map<string, ApplyResult>();
+  for (const p of group) {
+    const { report, now } = p;
+    const earlier = inGroup.get(report.exec_id);
+    if (earlier) {
+      plan.fast.push(p);
+      plan.answers.push({ ...earlier, duplicate: true });
+      continue;
+    }
+    const cached = ctx.cache.lookup(report.order_id);
+    if (!cached) {
+      plan.slow.push(p);
+      continue;
+    }
+    const owner = cached.user_id;
+    let state = working.get(owner);
+    if (!state) {
+      state = { seq: cached.seq, orders: new Map() };
+      working.set(owner, state);
+    }
+    const order = state.orders.get(report.order_id) ?? cached.order;
+    const outcome = lifecycle.applyReport(order, report, {
+      now,
+      newId: () => uuidv7(now.getTime()),
+    });
+    if ("refused" in outcome || outcome.steps.length === 0) {
+      plan.slow.push(p);
+      continue;
+    }
+    if (!plan.fromSeq.has(owner)) plan.fromSeq.set(owner, cached.seq);
+    const events = eventsFromSteps(outcome.steps, state.seq + 1, now);
+    state.seq = events[events.length - 1].seq;
+    for (const step of outcome.steps) {
+      state.orders.set(step.order.id, step.order);
+      plan.changes.order(owner, step.order);
+    }
+    plan.changes.events(owner, events);
+    plan.changes.execution(report.exec_id, owner, order.id, events);
+    const applied = { user_id: owner, order: outcome.order, events, duplicate: false };
+    inGroup.set(report.exec_id, applied);
+    plan.fast.push(p);
+    plan.answers.push(applied);
+  }
+  for (const [user, state] of working) {
+    if (plan.fromSeq.has(user)) plan.touched.set(user, [...state.orders.values()]);
+  }
+  return plan;
+}
+
+/**
+ * The one statement that writes a plan's fast part (see the module comment); throws STALE_STATE
+ * (or a unique violation) when it wrote nothing because the cache was not the truth.
+ */
+export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unknown> {
+  const { orders, events, users, lastSeqs, executions } = changeRows(plan.changes);
+  const json = (v: unknown) => sql.json(v as postgres.JSONValue);
+  return sql.unsafe(
+    `with s as (
+      update user_seqs u set seq = v.to_seq
+      from unnest($3::text[], $4::bigint[], $5::bigint[]) as v(user_id, from_seq, to_seq)
+      where u.user_id = v.user_id and u.seq = v.from_seq
+      returning 1
+    ), o as (
+      insert into orders (id, user_id, client_order_id, final, body)
+      select (x->'body'->>'id')::uuid, x->>'u', x->'body'->>'client_order_id',
+             (x->>'final')::boolean, x->'body'
+      from json_array_elements($1::json) x
+      on conflict (id) do update set final = excluded.final, body = excluded.body
+    ), e as (
+      insert into order_events (user_id, seq, order_id, at, body)
+      select x->>'u', (x->'e'->>'seq')::bigint, (x->'e'->'order'->>'id')::uuid,
+             (x->'e'->>'at')::timestamptz, x->'e'
+      from json_array_elements($2::json) x
+    ), x as (
+      insert into executions (exec_id, user_id, order_id, seqs)
+      select x->>'exec_id', x->>'user_id', (x->>'order_id')::uuid,
+             array(select json_array_elements_text(x->'seqs'))::bigint[]
+      from json_array_elements($6::json) x
+    )
+    select pg_notify($7, p) from unnest($8::text[]) as p
+    where blotter_expect_advanced((select count(*) from s)::integer, $9::integer)`,
+    [
+      json(orders),
+      json(events),
+      users,
+      users.map((u) => plan.fromSeq.get(u)!),
+      lastSeqs,
+      json(executions),
+      ctx.channel,
+      notices(ctx, plan.changes.byUser),
+      users.length,
+    ],
+    // Prepared (postgres.js sends an unprepared statement with parameters in two round trips:
+    // describe, then execute); the writers plan it afresh for each group (transaction.ts).
+    { prepare: true },
+  );
+}
