@@ -31,6 +31,9 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
+/** Tries of a report the store answered `unavailable` (503) before it is given up (~30 s). */
+const UNAVAILABLE_RETRIES = 10;
+
 /** A scheduler that reports to `store`; `speed` scales every delay. */
 export function scheduler(opts: {
   store: Pick<OrderStore, "applyReport">;
@@ -46,6 +49,18 @@ export function scheduler(opts: {
   /** The tail of each order's report queue: one order's reports reach the store in order. */
   const queues = new Map<string, Promise<unknown>>();
   let stopped = false;
+  /** Wakes every retry pause at once when the scheduler stops, so stop() never waits them out. */
+  const stopping = new AbortController();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      stopping.signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(t);
+        stopping.signal.removeEventListener("abort", done);
+        resolve();
+      }
+    });
 
   const track = <T>(p: Promise<T>): Promise<T> => {
     inFlight.add(p);
@@ -60,20 +75,35 @@ export function scheduler(opts: {
     type: EventType,
     fields: Record<string, string>,
   ): Promise<Order | null> => {
+    // One exec_id for every try: a retry of a report that did commit is a duplicate, not a second
+    // fill (the same rule a real venue follows after a 503).
+    const execId = `sim-${crypto.randomUUID()}`;
     try {
-      const now = new Date();
-      const result = await store.applyReport(
-        ExecutionReport.parse({
-          order_id: orderId,
-          exec_id: `sim-${crypto.randomUUID()}`,
-          type,
-          at: now.toISOString(),
-          ...fields,
-        }),
-        now,
-      );
-      // A replace answers the old order; the report's own order is what the caller asked about.
-      return result.events.find((e) => e.order.id === orderId)?.order ?? result.order;
+      for (let attempt = 1;; attempt++) {
+        const now = new Date();
+        try {
+          const result = await store.applyReport(
+            ExecutionReport.parse({
+              order_id: orderId,
+              exec_id: execId,
+              type,
+              at: now.toISOString(),
+              ...fields,
+            }),
+            now,
+          );
+          // A replace answers the old order; the report's own order is what the caller asked about.
+          return result.events.find((e) => e.order.id === orderId)?.order ?? result.order;
+        } catch (err) {
+          // Overloaded (WRITE_QUEUE_LIMIT) or the database away: the report is not lost, it waits
+          // and goes again, as a venue does after a 503. Bounded; then it is logged as failed.
+          if (
+            !(err instanceof AppError && err.code === "unavailable") || stopped ||
+            attempt >= UNAVAILABLE_RETRIES
+          ) throw err;
+          await pause(Math.min(250 * 2 ** (attempt - 1), 4_000));
+        }
+      }
     } catch (err) {
       if (
         err instanceof AppError && (err.code === "illegal_transition" || err.code === "not_found")
@@ -119,6 +149,7 @@ export function scheduler(opts: {
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       // A report finishing can start another step; report() refuses once stopped, so this ends.
