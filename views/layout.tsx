@@ -67,7 +67,7 @@ export function Layout(
 
 /** Where notifications appear; a polite live region, so each is also read out. */
 export function Toasts() {
-  return <div id="toasts" class="toasts" aria-live="polite" aria-label="Notifications"></div>;
+  return <div id="toasts" class="toasts" aria-live="polite"></div>;
 }
 
 /**
