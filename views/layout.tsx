@@ -101,7 +101,9 @@ function SignedInBar(props: { user: string }) {
           <button type="button" id="enable-push" hidden>Turn on alerts</button>
           <span class="push-text"></span>
         </span>
-        <span class="user" title="Signed in as">{props.user}</span>
+        <span class="user">
+          <span class="user-prefix">Signed in as</span> {props.user}
+        </span>
       </nav>
       <form method="post" action="/logout" class="logout">
         <button type="submit">Log out</button>

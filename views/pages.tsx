@@ -186,18 +186,26 @@ export function DevicesPage(props: { user: string; sessions: Session[]; current:
         <ul>
           {props.sessions.map((s) => (
             <li data-session-id={s.id} class={s.id === props.current ? "current" : ""}>
-              <strong>{s.label}</strong>
-              <span>
-                signed in <time datetime={s.created_at} data-verb="">{s.created_at}</time>
-              </span>
-              <span>
-                · last seen <time datetime={s.last_seen_at} data-verb="">{s.last_seen_at}</time>
-              </span>
+              {/* The name line has room for more about the device (e.g. its push platform). */}
+              <div class="device-info">
+                <div class="device-name">
+                  <strong>{s.label}</strong>
+                  {s.id === props.current ? <em>this device</em> : null}
+                </div>
+                <div class="device-meta">
+                  <span>
+                    signed in <time datetime={s.created_at} data-verb="">{s.created_at}</time>
+                  </span>{" "}
+                  <span>
+                    · last seen <time datetime={s.last_seen_at} data-verb="">{s.last_seen_at}</time>
+                  </span>
+                </div>
+              </div>
               {s.id === props.current
-                ? <em>(this device)</em>
+                ? null
                 : (
                   <form method="post" action={`/devices/${s.id}/revoke`}>
-                    <button type="submit">Sign out</button>
+                    <button type="submit" aria-label={`Sign out ${s.label}`}>Sign out</button>
                   </form>
                 )}
             </li>
