@@ -79,6 +79,7 @@ export function BlotterPage(props: {
       <div
         id="live"
         hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-swap="none"
         data-seq={props.seq}
       >
       </div>
@@ -134,7 +135,13 @@ export function OrderPage(props: {
   const o = props.order;
   return (
     <Layout title={`${o.symbol} order`} user={props.user}>
-      <div id="live" hx-sse:connect={`/stream?last_event_id=${props.seq}`} data-seq={props.seq}>
+      {/* Stream messages are all out-of-band fragments: nothing is swapped into #live itself. */}
+      <div
+        id="live"
+        hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-swap="none"
+        data-seq={props.seq}
+      >
       </div>
       <StatusBanner status={props.status} />
       <section class="order-page">

@@ -67,8 +67,14 @@ Deno.test({
           time_in_force: "gtc",
         });
       }
-      await eventually(() =>
-        page.evaluate<boolean>(`document.querySelectorAll("#orders-body tr.order").length === 8`)
+      const rows = () =>
+        page.evaluate<string>(
+          `[...document.querySelectorAll("#orders-body tr.order")].map((r) => r.dataset.status).join()`,
+        );
+      await eventually(async () => (await rows()).split(",").length === 8, 20_000).catch(
+        async (e) => {
+          throw new Error(`${e.message}: rows ${await rows()}`);
+        },
       );
       assert.equal(await page.isVisible("#order-ticket"), false, "rows first; ticket closed");
 
