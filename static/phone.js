@@ -63,6 +63,8 @@
     if (target.closest("#menu-toggle")) return setMenu(!menuOpen());
     if (target.closest("#new-order")) return openSheet();
     if (target.closest("#ticket-close")) return closeSheet();
+    // A tap on the dimmed page around the sheet closes it, as on any bottom sheet.
+    if (sheetOpen() && !target.closest("#ticket-panel, #toasts")) return closeSheet();
     // A tap outside an open menu closes it.
     if (menuOpen() && !target.closest("#site-nav")) setMenu(false);
   });

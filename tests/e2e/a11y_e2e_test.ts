@@ -172,7 +172,7 @@ Deno.test({
         await page.fill("#order-ticket input[name=symbol]", "AAPL");
         await page.fill("#order-ticket input[name=qty]", "1");
         await page.press("#order-ticket input[name=qty]", "Enter");
-        await page.waitForSelector("#toasts .toast");
+        await page.waitForSelector("#toasts .toast:last-child");
         await page.waitForSelector("#orders-body tr.order");
         const styles = await page.evaluate<string[]>(`[
           getComputedStyle(document.querySelector("#toasts .toast")).animationName,

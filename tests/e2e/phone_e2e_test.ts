@@ -106,7 +106,7 @@ Deno.test({
 
       const row = "#orders-body tr.order:first-child";
       await page.waitForSelector(`${row} >> text=NVDA`, { timeout: 10_000 });
-      await page.waitForSelector("#toasts .toast");
+      await page.waitForSelector("#toasts .toast:last-child");
       for (const moment of ["placed", "filled"]) {
         if (moment === "filled") {
           await page.waitForSelector(`${row}[data-status=filled]`, { timeout: 15_000 });
@@ -120,10 +120,16 @@ Deno.test({
       }
       await page.screenshot({ path: await artifactPath("phone-after-order") });
 
-      // A toast goes when dismissed.
-      const before = await page.locator("#toasts .toast").count();
-      await page.locator("#toasts .toast .toast-close").last().click();
-      assert.equal(await page.locator("#toasts .toast").count(), before - 1);
+      // A toast goes when dismissed (the newest one, just seen above).
+      await page.evaluate(`document.querySelector("#toasts .toast:last-child").id = "dismiss-me"`);
+      await page.click("#dismiss-me .toast-close");
+      assert.equal(await page.locator("#dismiss-me").count(), 0);
+
+      // A tap on the dimmed page above the sheet closes it too.
+      await page.click("#new-order");
+      await page.waitForSelector("#ticket-panel.open");
+      await page.mouse.click(20, 120);
+      await page.waitForSelector("#ticket-panel:not(.open)", { state: "attached" });
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
