@@ -20,8 +20,6 @@ const LIMIT = {
 Deno.test({
   name: "e2e: an update and new orders in one stream message: every new order gets its row",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer();
     const browser = await launch();

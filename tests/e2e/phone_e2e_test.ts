@@ -44,8 +44,6 @@ Deno.test({
   name:
     "e2e: on a phone the ticket opens, submits and closes by keyboard; the new row shows, uncovered",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.1" });
     const browser = await launch();
@@ -141,8 +139,6 @@ Deno.test({
 Deno.test({
   name: "e2e: an order's timeline page stays live: new entries and its status arrive unasked",
   ignore: NO_BROWSER,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startServer({ SIMULATOR: "on", SIM_SPEED: "0.1" });
     const browser = await launch();
