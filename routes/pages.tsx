@@ -9,6 +9,7 @@ import { orderIdOf } from "../orders/ids.ts";
 import { type Order, OrderRequest } from "../orders/model.ts";
 import { OrderRow } from "../views/order_row.tsx";
 import { Toast } from "../views/fragments.tsx";
+import { orderSummary } from "../views/format.ts";
 import { BlotterPage, DevicesPage, MoreRow, OrderPage, type Tab, TABS } from "../views/pages.tsx";
 import type { AppEnv, Deps } from "./context.ts";
 import { parseWith } from "./middleware.ts";
@@ -162,7 +163,9 @@ export function pageRoutes(
       String(<p id="ticket-error" class="error" role="alert" hx-swap-oob="true"></p>) +
         String(
           <div hx-swap-oob="beforeend:#toasts">
-            <div class="toast toast-placed" role="status">Order placed: {placed.order.symbol}</div>
+            <div class="toast toast-placed" role="status">
+              <a href={`/orders/${placed.order.id}`}>Placed: {orderSummary(placed.order)}</a>
+            </div>
           </div>,
         ),
     );

@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-window no-window-prefix -- browser code: window is the page here
 // Blotter's page script: the connection indicator, relative times, the ticket's adaptive fields,
 // toasts, polling while live updates are degraded, and Web Push. No inline script anywhere (the
-// page runs under a strict CSP); htmx and its SSE extension do the swapping.
+// page runs under a strict CSP); htmx and its SSE extension do the swapping. The phone's menu and
+// ticket sheet live in phone.js.
 (() => {
   "use strict";
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -166,14 +167,17 @@
   }
 
   // --- relative times ("filled 2 s ago"), ticking from the server's timestamps ----------------
+  // No-break spaces inside the amount ("2 s ago"): a narrow cell may wrap after the verb
+  // ("filled" / "2 s ago"), never inside the value.
+  const NBSP = "\u00a0";
   function ago(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return `${s} s ago`;
+    if (s < 60) return `${s}${NBSP}s${NBSP}ago`;
     const m = Math.round(s / 60);
-    if (m < 60) return `${m} min ago`;
+    if (m < 60) return `${m}${NBSP}min${NBSP}ago`;
     const h = Math.round(m / 60);
-    if (h < 48) return `${h} h ago`;
-    return `${Math.round(h / 24)} days ago`;
+    if (h < 48) return `${h}${NBSP}h${NBSP}ago`;
+    return `${Math.round(h / 24)}${NBSP}days${NBSP}ago`;
   }
   function tick() {
     const now = Date.now();
@@ -199,26 +203,49 @@
   }
 
   // --- toasts -----------------------------------------------------------------------------------
+  // Each toast can be dismissed and goes by itself after a few seconds (a rejection stays longer:
+  // its reason matters); the live region has read it out as it arrived.
+  const TOAST_MS = 6000;
+  const REJECTED_TOAST_MS = 12000;
   function ageToasts() {
     for (const t of $$("#toasts .toast:not([data-timer])")) {
       t.dataset.timer = "1";
-      setTimeout(() => t.remove(), t.classList.contains("toast-rejected") ? 15000 : 8000);
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "toast-close";
+      close.setAttribute("aria-label", "Dismiss");
+      close.textContent = "×";
+      t.append(close);
+      setTimeout(
+        () => t.remove(),
+        t.classList.contains("toast-rejected") ? REJECTED_TOAST_MS : TOAST_MS,
+      );
     }
     // Keep the stack short on a burst of fills.
     const all = $$("#toasts .toast");
     for (const t of all.slice(0, Math.max(0, all.length - 5))) t.remove();
   }
+  document.addEventListener("click", (e) => {
+    const close = e.target && e.target.closest && e.target.closest(".toast-close");
+    if (close) close.closest(".toast").remove();
+  });
 
-  document.addEventListener("htmx:after:swap", () => {
+  // --- the order page: its status line follows the order's row --------------------------------
+  function syncOrderStatus() {
+    const status = $("#order-status");
+    if (!status) return;
+    const badge = $(`#order-${status.dataset.orderId} .badge`);
+    if (badge && status.textContent !== badge.textContent) status.textContent = badge.textContent;
+  }
+
+  function afterSwap() {
     dedupeRows();
     ageToasts();
+    syncOrderStatus();
     tick();
-  });
-  document.addEventListener("htmx:sse:after:message", () => {
-    dedupeRows();
-    ageToasts();
-    tick();
-  });
+  }
+  document.addEventListener("htmx:after:swap", afterSwap);
+  document.addEventListener("htmx:sse:after:message", afterSwap);
 
   // --- the order ticket: fields follow the asset class and order type ---------------------------
   function adaptTicket() {

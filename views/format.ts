@@ -43,6 +43,25 @@ export function orderSummary(o: Order): string {
   return `${side} ${amount} ${o.symbol}${price}`;
 }
 
+/** How much the order asks for: "10" or "$250.00". */
+export function sizeText(o: Order): string {
+  return o.qty ?? `$${o.notional}`;
+}
+
+/** The price side of an order: "market", "limit 187.25", "stop 180", "stop 180 limit 179.5". */
+export function priceText(o: Order): string {
+  switch (o.type) {
+    case "market":
+      return "market";
+    case "limit":
+      return `limit ${o.limit_price}`;
+    case "stop":
+      return `stop ${o.stop_price}`;
+    case "stop_limit":
+      return `stop ${o.stop_price} limit ${o.limit_price}`;
+  }
+}
+
 /** The moment a row's relative time counts from, and what it says ("filled 2 s ago"). */
 export function rowTime(o: Order): { verb: string; at: string } {
   if (o.status === "filled" && o.filled_at) return { verb: "filled", at: o.filled_at };

@@ -56,15 +56,21 @@ export function renderStreamBatch(events: OrderEvent[]): string {
     const prev = latest.get(e.order.id);
     latest.set(e.order.id, { event: e, arrival: (prev?.arrival ?? false) || isArrival(e) });
   }
+  // New rows first, then updated ones. htmx parses a message inside a <template>, whose first tag
+  // sets the parser's mode: opening with a bare <tr> puts it "in table body", where a later
+  // <tbody> tag is dropped, so the new rows would lose their wrapper (and the swap that puts them
+  // into #orders-body) and never show. Opening with <tbody> keeps every later <tbody> and <tr>.
+  const rows = [...latest.values()];
   let html = "";
-  for (const { event, arrival } of latest.values()) {
-    html += arrival
-      ? String(
-        <tbody hx-swap-oob="afterbegin:#orders-body">
-          <OrderRow order={event.order} />
-        </tbody>,
-      )
-      : String(<OrderRow order={event.order} oob />);
+  for (const { event } of rows.filter((r) => r.arrival)) {
+    html += String(
+      <tbody hx-swap-oob="afterbegin:#orders-body">
+        <OrderRow order={event.order} />
+      </tbody>,
+    );
+  }
+  for (const { event } of rows.filter((r) => !r.arrival)) {
+    html += String(<OrderRow order={event.order} oob />);
   }
   for (const e of events) {
     html += String(

@@ -4,23 +4,9 @@ import type { RealtimeStatus, Session } from "./props.ts";
 import { StatusBanner, TimelineEntry } from "./fragments.tsx";
 import { orderSummary, STATUS_LABEL } from "./format.ts";
 import { Layout } from "./layout.tsx";
-import { OrderRow } from "./order_row.tsx";
-
-/** Symbols the ticket suggests, with their asset class (the simulator knows these). */
-export const KNOWN_SYMBOLS: ReadonlyArray<[string, string]> = [
-  ["AAPL", "stock"],
-  ["MSFT", "stock"],
-  ["TSLA", "stock"],
-  ["NVDA", "stock"],
-  ["SPY", "etf"],
-  ["VOO", "etf"],
-  ["QQQ", "etf"],
-  ["VFIAX", "mutual_fund"],
-  ["FXAIX", "mutual_fund"],
-  ["BTC-USD", "crypto"],
-  ["ETH-USD", "crypto"],
-  ["SOL-USD", "crypto"],
-];
+import { COLUMN_COUNT, OrderRow, OrdersHead } from "./order_row.tsx";
+import { NewOrderButton, Ticket } from "./ticket.tsx";
+import { Toasts } from "./layout.tsx";
 
 /** The login page (dev mode). */
 export function LoginPage(props: { error?: string }) {
@@ -49,90 +35,29 @@ export const TABS = [
   ["filled", "Filled"],
   ["closed", "Canceled & rejected"],
 ] as const;
-export type Tab = typeof TABS[number][0];
 
-/** The order ticket: controls carry the API's field names. */
-function Ticket(props: { error?: string }) {
+/** Tab labels too long for a phone's one row of tabs, and what a phone shows instead. */
+const SHORT_TAB_LABEL: Partial<Record<Tab, string>> = { closed: "Closed" };
+
+/** A tab's label; with a short form, each shows at the width it suits (CSS picks one). */
+function TabLabel(props: { tab: Tab; label: string }) {
+  const short = SHORT_TAB_LABEL[props.tab];
+  if (!short) return <>{props.label}</>;
   return (
-    <form id="order-ticket" method="post" action="/orders" hx-post="/orders" hx-swap="none">
-      <h2>New order</h2>
-      <label>
-        Symbol
-        <input
-          name="symbol"
-          list="symbols"
-          required
-          maxlength={16}
-          autocomplete="off"
-          placeholder="AAPL"
-        />
-      </label>
-      <datalist id="symbols">
-        {KNOWN_SYMBOLS.map(([s, c]) => (
-          <option value={s} data-asset-class={c}>{c.replace("_", " ")}</option>
-        ))}
-      </datalist>
-      <label>
-        Asset class
-        <select name="asset_class">
-          <option value="stock" selected>Stock</option>
-          <option value="etf">ETF</option>
-          <option value="mutual_fund">Mutual fund</option>
-          <option value="crypto">Crypto</option>
-        </select>
-      </label>
-      <fieldset class="side">
-        <legend>Side</legend>
-        <label>
-          <input type="radio" name="side" value="buy" checked /> Buy
-        </label>
-        <label>
-          <input type="radio" name="side" value="sell" /> Sell
-        </label>
-      </fieldset>
-      <label>
-        Type
-        <select name="type">
-          <option value="market" selected>Market</option>
-          <option value="limit">Limit</option>
-          <option value="stop">Stop</option>
-          <option value="stop_limit">Stop limit</option>
-        </select>
-      </label>
-      <label class="field-qty">
-        Quantity <input name="qty" inputmode="decimal" autocomplete="off" placeholder="10" />
-      </label>
-      <label class="field-notional">
-        or amount ($){" "}
-        <input name="notional" inputmode="decimal" autocomplete="off" placeholder="250.00" />
-      </label>
-      <label class="field-limit" hidden>
-        Limit price <input name="limit_price" inputmode="decimal" autocomplete="off" />
-      </label>
-      <label class="field-stop" hidden>
-        Stop price <input name="stop_price" inputmode="decimal" autocomplete="off" />
-      </label>
-      <label>
-        Time in force
-        <select name="time_in_force">
-          <option value="day" selected>Day</option>
-          <option value="gtc">Good till canceled</option>
-          <option value="ioc">Immediate or cancel</option>
-          <option value="fok">Fill or kill</option>
-        </select>
-      </label>
-      <p id="ticket-error" class="error" role="alert">{props.error ?? ""}</p>
-      <button type="submit">Place order</button>
-    </form>
+    <>
+      <span class="label-long">{props.label}</span>
+      <span class="label-short">{short}</span>
+    </>
   );
 }
+export type Tab = typeof TABS[number][0];
 
 /** The row that loads the next page when it scrolls into view (infinite scroll). */
 export function MoreRow(props: { tab: Tab; cursor: string }) {
   const url = `/orders/rows?tab=${props.tab}&cursor=${encodeURIComponent(props.cursor)}`;
   return (
     <tr id="more-orders" class="more" hx-get={url} hx-trigger="intersect once" hx-swap="outerHTML">
-      <td colspan={6}>
+      <td colspan={COLUMN_COUNT}>
         <a href={`/orders?tab=${props.tab}&cursor=${encodeURIComponent(props.cursor)}`}>More…</a>
       </td>
     </tr>
@@ -150,46 +75,46 @@ export function BlotterPage(props: {
   error?: string;
 }) {
   return (
-    <Layout title="Orders" user={props.user}>
+    <Layout title="Orders" user={props.user} ownToasts>
       <div
         id="live"
         hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-swap="none"
         data-seq={props.seq}
       >
       </div>
       <StatusBanner status={props.status} />
       <div class="blotter">
-        <Ticket error={props.error} />
-        <section class="orders">
-          <nav class="tabs" role="tablist">
-            {TABS.map(([key, label]) => (
-              <a
-                href={`/orders?tab=${key}`}
-                role="tab"
-                aria-selected={String(key === props.tab)}
-                class={key === props.tab ? "tab active" : "tab"}
-                data-tab={key}
-              >
-                {label}
-              </a>
-            ))}
-          </nav>
-          <table id="orders" data-tab={props.tab}>
-            <thead>
-              <tr>
-                <th>Symbol</th>
-                <th>Order</th>
-                <th>Status</th>
-                <th>Filled</th>
-                <th>When</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody id="orders-body">
-              {props.orders.map((o) => <OrderRow key={o.id} order={o} />)}
-              {props.nextCursor ? <MoreRow tab={props.tab} cursor={props.nextCursor} /> : null}
-            </tbody>
-          </table>
+        <aside class="side-column">
+          <Ticket error={props.error} />
+          <Toasts />
+        </aside>
+        <section class="orders" aria-labelledby="orders-title">
+          <h1 id="orders-title" class="visually-hidden">Orders</h1>
+          <div class="orders-bar">
+            <nav class="tabs" aria-label="Show orders">
+              {TABS.map(([key, label]) => (
+                <a
+                  href={`/orders?tab=${key}`}
+                  class={key === props.tab ? "tab active" : "tab"}
+                  data-tab={key}
+                  {...(key === props.tab ? { "aria-current": "page" } : {})}
+                >
+                  <TabLabel tab={key} label={label} />
+                </a>
+              ))}
+            </nav>
+            <NewOrderButton />
+          </div>
+          <div class="table-wrap">
+            <table id="orders" data-tab={props.tab}>
+              <OrdersHead />
+              <tbody id="orders-body">
+                {props.orders.map((o) => <OrderRow key={o.id} order={o} />)}
+                {props.nextCursor ? <MoreRow tab={props.tab} cursor={props.nextCursor} /> : null}
+              </tbody>
+            </table>
+          </div>
           {props.orders.length === 0
             ? <p class="empty">No orders yet. Place one with the ticket.</p>
             : null}
@@ -210,13 +135,23 @@ export function OrderPage(props: {
   const o = props.order;
   return (
     <Layout title={`${o.symbol} order`} user={props.user}>
-      <div id="live" hx-sse:connect={`/stream?last_event_id=${props.seq}`} data-seq={props.seq}>
+      {/* Stream messages are all out-of-band fragments: nothing is swapped into #live itself. */}
+      <div
+        id="live"
+        hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-swap="none"
+        data-seq={props.seq}
+      >
       </div>
       <StatusBanner status={props.status} />
       <section class="order-page">
         <h1>{orderSummary(o)}</h1>
         <p>
-          Status: {STATUS_LABEL[o.status]} · id <code>{o.id}</code>
+          Status:{" "}
+          <strong id="order-status" data-order-id={o.id} aria-live="polite">
+            {STATUS_LABEL[o.status]}
+          </strong>{" "}
+          · id <code>{o.id}</code>
         </p>
         {o.replaces
           ? (
@@ -232,11 +167,14 @@ export function OrderPage(props: {
             </p>
           )
           : null}
-        <table id="orders">
-          <tbody id="orders-body-single">
-            <OrderRow order={o} />
-          </tbody>
-        </table>
+        <div class="table-wrap">
+          <table id="orders">
+            <OrdersHead />
+            <tbody id="orders-body-single">
+              <OrderRow order={o} />
+            </tbody>
+          </table>
+        </div>
         <h2>Timeline</h2>
         <ol id={`timeline-${o.id}`} class="timeline">
           {props.events.map((e) => <TimelineEntry key={e.seq} event={e} />)}
@@ -255,18 +193,26 @@ export function DevicesPage(props: { user: string; sessions: Session[]; current:
         <ul>
           {props.sessions.map((s) => (
             <li data-session-id={s.id} class={s.id === props.current ? "current" : ""}>
-              <strong>{s.label}</strong>
-              <span>
-                signed in <time datetime={s.created_at} data-verb="">{s.created_at}</time>
-              </span>
-              <span>
-                · last seen <time datetime={s.last_seen_at} data-verb="">{s.last_seen_at}</time>
-              </span>
+              {/* The name line has room for more about the device (e.g. its push platform). */}
+              <div class="device-info">
+                <div class="device-name">
+                  <strong>{s.label}</strong>
+                  {s.id === props.current ? <em>this device</em> : null}
+                </div>
+                <div class="device-meta">
+                  <span>
+                    signed in <time datetime={s.created_at} data-verb="">{s.created_at}</time>
+                  </span>{" "}
+                  <span>
+                    · last seen <time datetime={s.last_seen_at} data-verb="">{s.last_seen_at}</time>
+                  </span>
+                </div>
+              </div>
               {s.id === props.current
-                ? <em>(this device)</em>
+                ? null
                 : (
                   <form method="post" action={`/devices/${s.id}/revoke`}>
-                    <button type="submit">Sign out</button>
+                    <button type="submit" aria-label={`Sign out ${s.label}`}>Sign out</button>
                   </form>
                 )}
             </li>

@@ -36,6 +36,8 @@ Deno.test({
         }).observe(document.body, { subtree: true, childList: true, attributes: true });
       `);
 
+      // A phone opens the ticket from "New order"; it closes again after each order goes in.
+      await phone.click("#new-order");
       await phone.fill("#order-ticket input[name=symbol]", "AAPL");
       await phone.fill("#order-ticket input[name=qty]", "10");
       await phone.press("#order-ticket input[name=qty]", "Enter");
@@ -50,6 +52,7 @@ Deno.test({
       assert.match(await desktop.locator(`${row} .filled`).innerText(), /^10 \/ 10 @ /);
 
       // A rejection: its reason is on the row and in a toast.
+      await phone.click("#new-order");
       await phone.fill("#order-ticket input[name=symbol]", "ZZZZ");
       await phone.fill("#order-ticket input[name=qty]", "1");
       await phone.click("#order-ticket button[type=submit]");

@@ -15,12 +15,12 @@ const server = await readJson("deno.server.json");
 const fullImports = full.imports as Record<string, string>;
 const serverImports = server.imports as Record<string, string>;
 
-/** Bare specifiers the server's source imports (not tests/, bench/, diagram/ or static/). */
+/** Bare specifiers the server's source imports (not tests/, bench/, diagram/, scripts/, static/). */
 async function serverBareImports(dir = ROOT, prefix = ""): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   for await (const entry of Deno.readDir(dir)) {
     const path = prefix + entry.name;
-    if (/^(tests|bench|diagram|static|node_modules|data|\.)/.test(path)) continue;
+    if (/^(tests|bench|diagram|scripts|static|node_modules|data|\.)/.test(path)) continue;
     if (entry.isDirectory) {
       for (const [k, v] of await serverBareImports(new URL(path + "/", ROOT), path + "/")) {
         found.set(k, v);

@@ -45,6 +45,7 @@ const FLOORS: Record<string, readonly string[]> = {
   "log.ts": [],
   // Tooling and browser files: they import nothing of the server.
   diagram: [],
+  scripts: [],
   static: [],
 };
 
