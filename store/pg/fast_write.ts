@@ -134,10 +134,14 @@ export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unk
   const { orders, events, users, lastSeqs, executions } = changeRows(plan.changes);
   const json = (v: unknown) => sql.json(v as postgres.JSONValue);
   return sql.unsafe(
-    `with s as (
+    `with l as (
+      -- The owners' rows locked in user_id order, as the locked path locks them (reports.ts):
+      -- in arrival order, a fast write and a locked group on another instance could deadlock.
+      select user_id from user_seqs where user_id = any($3::text[]) order by user_id for update
+    ), s as (
       update user_seqs u set seq = v.to_seq
       from unnest($3::text[], $4::bigint[], $5::bigint[]) as v(user_id, from_seq, to_seq)
-      where u.user_id = v.user_id and u.seq = v.from_seq
+      where u.user_id = v.user_id and u.seq = v.from_seq and (select count(*) from l) >= 0
       returning 1
     ), o as (
       insert into orders (id, user_id, client_order_id, final, body)

@@ -10,12 +10,16 @@
  * was at the entry's seq. `learn` keeps it (it merges only a write that started from the cached
  * seq, and otherwise starts the entry over), and it never moves an entry back.
  *
- * Bounded: at most `cap` users (least recently used first out), their orders with them.
+ * Bounded: at most `cap` users (least recently used first out), their orders with them, and per
+ * user only working orders, at most ORDERS_PER_USER of them (a user past that is not cached: their
+ * groups take the locked path). A final order accepts no report, so it is dropped, not kept.
  */
-import type { Order } from "../../orders/model.ts";
+import { isFinal, type Order } from "../../orders/model.ts";
 
 /** How many users the cache keeps by default. */
 export const STATE_CACHE_USERS = 50_000;
+/** The most working orders one user's entry holds; a busier user is not cached at all. */
+export const ORDERS_PER_USER = 1_000;
 
 /** One user's state as this instance last saw it. */
 interface UserState {
@@ -77,10 +81,20 @@ export class StateCache {
     else this.#users.delete(userId);
     state.seq = toSeq;
     for (const order of orders) {
+      if (isFinal(order.status)) {
+        // Any report on it goes to the locked path (lifecycle accepts none): only memory to keep.
+        state.orders.delete(order.id);
+        this.#owners.delete(order.id);
+        continue;
+      }
       state.orders.set(order.id, order);
       this.#owners.set(order.id, userId);
     }
     this.#users.set(userId, state);
+    if (state.orders.size > ORDERS_PER_USER) {
+      this.forget(userId);
+      return;
+    }
     while (this.#users.size > this.cap) {
       const oldest = this.#users.keys().next().value as string;
       this.forget(oldest);

@@ -6,6 +6,10 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../../log.ts";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { openPgStore } from "../../store/pg/mod.ts";
+import { connect } from "../../store/pg/connect.ts";
+import { openWriters } from "../../store/pg/transaction.ts";
+import { fastWrite, loadMissing, type PendingReport, planFast } from "../../store/pg/fast_write.ts";
+import postgres from "postgres";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const req = () =>
@@ -46,17 +50,73 @@ Deno.test({
       );
       assert.ok(fills.every((f) => f.events[0].seq === 3));
       assert.ok(sent.length > 0 && sent.length <= 30, `${sent.length} statements`);
-      assert.deepEqual(new Set(sent), new Set(["with s as"]), `sent: ${[...new Set(sent)]}`);
+      assert.deepEqual(new Set(sent), new Set(["with l as"]), `sent: ${[...new Set(sent)]}`);
 
       // An order placed on the other instance: one read (order + owner + seq), then the write.
       const other = await b.placeOrder("stranger", req(), new Date());
       sent.length = 0;
       const applied = await a.applyReport(rep(other.order.id, "new"), new Date());
       assert.equal(applied.events[0].seq, 2);
-      assert.deepEqual(sent, ["select o.user_id, s.seq,", "with s as"]);
+      assert.deepEqual(sent, ["select o.user_id, s.seq,", "with l as"]);
     } finally {
       await a.close();
       await b.close();
+      await dropSchema(schema);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "postgres fast path: a group whose users arrived out of user_id order does not deadlock with another instance's locked path",
+  ignore: NO_POSTGRES,
+  async fn() {
+    const schema = freshSchema();
+    const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
+    const ctx = await connect(DATABASE_URL, { log: silentLogger, schema });
+    const writers = openWriters(ctx);
+    const other = postgres(DATABASE_URL, {
+      max: 1,
+      connection: { search_path: schema },
+      onnotice: () => {},
+    });
+    try {
+      const o1 = await store.placeOrder("u1", req(), new Date());
+      const o2 = await store.placeOrder("u2", req(), new Date());
+      const w = await writers.acquire();
+      await loadMissing(ctx, w.sql, [o1.order.id, o2.order.id]);
+      writers.release(w);
+      const p = (id: string): PendingReport => ({
+        report: rep(id, "new"),
+        now: new Date(),
+        resolve() {},
+        reject() {},
+      });
+      // u2's report arrived first; the locked path (reports.ts) takes u1 and then u2.
+      const plan = planFast(ctx, [p(o2.order.id), p(o1.order.id)]);
+      assert.equal(plan.fast.length, 2);
+      let wrote!: () => void;
+      const fastStarted = new Promise<void>((r) => (wrote = r));
+      const locked = other.begin(async (tx) => {
+        await tx`select 1 from user_seqs where user_id = 'u1' for update`;
+        wrote();
+        // Give the fast write time to take what it can before this side asks for u2.
+        await new Promise((r) => setTimeout(r, 200));
+        await tx`select 1 from user_seqs where user_id = 'u2' for update`;
+      });
+      await fastStarted;
+      const w2 = await writers.acquire();
+      const results = await Promise.allSettled([fastWrite(ctx, w2.sql, plan), locked]);
+      writers.release(w2);
+      const codes = results.map((r) =>
+        r.status === "rejected" ? (r.reason as { code?: string }).code : "ok"
+      );
+      assert.ok(!codes.includes("40P01"), `a deadlock: ${codes}`);
+    } finally {
+      await other.end({ timeout: 1 });
+      await writers.end();
+      await ctx.sql.end({ timeout: 1 });
+      await store.close();
       await dropSchema(schema);
     }
   },
