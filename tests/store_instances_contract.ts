@@ -36,8 +36,6 @@ export function instancesContract(factory: PairFactory): void {
     Deno.test({
       name: `${factory.name} (two instances): ${name}`,
       ignore: factory.ignore,
-      sanitizeOps: false,
-      sanitizeResources: false,
       async fn() {
         const pair = await factory.openPair();
         try {

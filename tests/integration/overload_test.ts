@@ -140,8 +140,6 @@ Deno.test({
   name:
     "overload (postgres): 2,000 concurrent reports: 503 + Retry-After past the queue, none lost",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const schema = freshSchema();
     try {
@@ -154,8 +152,6 @@ Deno.test({
 
 Deno.test({
   name: "overload (kv): 2,000 concurrent reports: 503 + Retry-After past the queue, none lost",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir();
     try {

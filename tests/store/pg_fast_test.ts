@@ -26,8 +26,6 @@ const rep = (orderId: string, type: string, fields: Record<string, string> = {})
 Deno.test({
   name: "postgres fast path: cached orders cost one statement a group; an unknown one a read first",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const schema = freshSchema();
     const sent: string[] = [];
