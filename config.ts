@@ -10,6 +10,7 @@ const positiveInt = z.coerce.number().int().positive();
 const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
+  HTTP_SERVER: z.enum(["deno", "node"]).default("node"),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case identifier")
     .default("public"),
@@ -53,10 +54,15 @@ export const DEFAULT_PUSH_ORIGINS = [
   "https://wns2-par02p.notify.windows.com",
 ] as const;
 
+/** Which HTTP server carries the app (serve.ts): Deno.serve, or node:http with Hono's adapter. */
+export type HttpServerKind = "deno" | "node";
+
 /** The validated, typed settings. */
 export interface Config {
   readonly port: number;
   readonly host: string;
+  /** The HTTP server adapter (serve.ts; the figures behind the default: docs/tech-choices.md). */
+  readonly httpServer: HttpServerKind;
   readonly databaseUrl: string | null;
   /** The Postgres schema Blotter's tables live in (tests use one per run). */
   readonly databaseSchema: string;
@@ -153,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
+    httpServer: e.HTTP_SERVER,
     databaseUrl: e.DATABASE_URL ?? null,
     databaseSchema: e.DATABASE_SCHEMA,
     kvPath: e.KV_PATH,

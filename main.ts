@@ -105,10 +105,16 @@ export async function assembleBlotter(config: Config, log: Logger): Promise<Asse
 /** Starts every part of Blotter and the HTTP server. */
 export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
   const blotter = await assembleBlotter(config, log);
-  const server = serve(blotter.app, { port: config.port, host: config.host, log });
+  const server = await serve(blotter.app, {
+    port: config.port,
+    host: config.host,
+    log,
+    server: config.httpServer,
+  });
   log.info("Blotter is listening", {
     url: `http://${config.host}:${server.port}`,
     store: blotter.storeKind,
+    server: config.httpServer,
     auth: config.auth.mode,
     simulator: config.simulator,
   });

@@ -6,10 +6,10 @@
  * during the replay is neither dropped nor repeated. Any gap (seq jumps, e.g. after the change feed
  * reconnects) is filled from the store, never skipped.
  *
- * The body is a plain ReadableStream with highWaterMark 0 (the cheapest body Deno serves; see the
- * field notes in DESIGN.md); its queue length is the backpressure signal. Every byte it sends is
- * framed by realtime/sse_frame.ts; an event's frame is built once and shared by all the user's
- * streams.
+ * Its bytes go to a sink the server adapter provides (realtime/stream_sink.ts: a ReadableStream
+ * body under Deno.serve, the response itself under node:http); the sink's backlog is the
+ * backpressure signal. Every byte it sends is framed by realtime/sse_frame.ts; an event's frame is
+ * built once and shared by all the user's streams.
  */
 import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
@@ -17,6 +17,7 @@ import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
 import { type BatchFrames, encodeSse, type SharedFrames } from "./sse_frame.ts";
 import { batchCacheFor, batchMessage, eventMessage, type StreamFormat } from "./stream_format.ts";
+import { type StreamSink, webStreamSink } from "./stream_sink.ts";
 
 /** What one stream needs. */
 export interface StreamOptions {
@@ -39,6 +40,8 @@ export interface StreamOptions {
    * leaves the hub (and frees its place under the per-user cap) at once, not at the next write.
    */
   signal?: AbortSignal;
+  /** Where the bytes go (the server adapter's); a ReadableStream body when not given. */
+  sink?: StreamSink;
 }
 
 /** Events fetched per store round trip while replaying. */
@@ -46,11 +49,12 @@ const REPLAY_PAGE = 500;
 /** Retries of a gap fill before giving up on the stream (backoff 0.25 s doubling, 4 s max). */
 const FILL_RETRIES = 8;
 
-/** One open SSE stream: a hub subscriber that writes to a ReadableStream. */
+/** One open SSE stream: a hub subscriber that writes to its sink. */
 export class EventStream implements Subscriber {
   readonly userId: string;
   readonly sessionId: string;
-  readonly body: ReadableStream<Uint8Array>;
+  /** Where the bytes go; the route answers with `sink.response(headers)`. */
+  readonly sink: StreamSink;
   #lastSeq = 0;
   /** Live events held while replaying or filling a gap from the store. */
   #held: OrderEvent[] | null = [];
@@ -58,7 +62,6 @@ export class EventStream implements Subscriber {
   #batch: OrderEvent[] = [];
   #batchTimer: ReturnType<typeof setTimeout> | undefined;
   #lastFlush = 0;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
   #closed = false;
   #unsubscribe: () => void = () => {};
   /** Wakes a replay waiting for the client to take what was queued (see `#drained`). */
@@ -71,15 +74,7 @@ export class EventStream implements Subscriber {
     this.userId = options.userId;
     this.sessionId = options.sessionId;
     this.#batches = batchCacheFor(options.format);
-    this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-      },
-      // With highWaterMark 0, pull runs when the reader waits on an empty queue: the client has
-      // taken everything written so far.
-      pull: () => this.#wake(),
-      cancel: () => this.#end("client went away", false),
-    }, { highWaterMark: 0 });
+    this.sink = options.sink ?? webStreamSink();
   }
 
   /** The last seq sent (the hub's catch-up position). */
@@ -89,10 +84,15 @@ export class EventStream implements Subscriber {
 
   /**
    * Registers with the hub (throws 429 past the per-user cap) and starts the replay. Resolves once
-   * the stream is live; the caller returns `body` right away, so bytes flow as they are written.
+   * the stream is live; the caller returns the sink's response right away, so bytes flow as they
+   * are written.
    */
   open(): Promise<void> {
     this.#unsubscribe = this.#o.hub.add(this);
+    this.sink.start({
+      gone: () => this.#end("client went away", false),
+      drained: () => this.#wake(),
+    });
     const signal = this.#o.signal;
     if (signal) {
       const gone = () => this.#end("client went away", false);
@@ -239,27 +239,20 @@ export class EventStream implements Subscriber {
 
   #write(bytes: Uint8Array): void {
     if (this.#closed) return;
-    const c = this.#controller;
-    // desiredSize goes below zero by one per message the client has not taken yet.
-    if ((c.desiredSize ?? 0) < -this.#o.queueLimit) {
+    if (this.sink.backlog > this.#o.queueLimit) {
       // Too far behind; it resumes with Last-Event-ID rather than being buffered here.
       this.#end("slow consumer", true);
       return;
     }
-    try {
-      c.enqueue(bytes);
-    } catch {
-      // enqueue throws only once the body is closed or errored: the client is gone.
-      this.#end("client went away", false);
-    }
+    if (!this.sink.write(bytes)) this.#end("client went away", false);
   }
 
   /**
    * Replay pacing: past half a page still queued, waits until the client has taken everything
-   * (the body's pull) or the stream ends — awaited, not polled.
+   * (the sink's drained) or the stream ends — awaited, not polled.
    */
   async #drained(): Promise<void> {
-    if (this.#closed || (this.#controller.desiredSize ?? 0) >= -REPLAY_PAGE / 2) return;
+    if (this.#closed || this.sink.backlog <= REPLAY_PAGE / 2) return;
     await new Promise<void>((resolve) => (this.#wakeDrained = resolve));
   }
 
@@ -279,13 +272,7 @@ export class EventStream implements Subscriber {
     this.#wake();
     this.#unsubscribe();
     this.#o.metrics?.streamsClosed.inc({ reason });
-    if (closeBody) {
-      try {
-        this.#controller.close();
-      } catch {
-        // Already closed or cancelled by the client: there is nothing left to end.
-      }
-    }
+    if (closeBody) this.sink.end();
     this.#o.onClose?.(reason, detail);
   }
 }

@@ -9,6 +9,7 @@ import type { RealtimeStatus } from "../realtime/hub.ts";
 import { EventStream } from "../realtime/sse.ts";
 import { resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/stream_format.ts";
 import type { SseMessage } from "../realtime/sse_frame.ts";
+import { type SinkFactory, webStreamSink } from "../realtime/stream_sink.ts";
 import { renderStatusBanner, renderStreamBatch } from "../views/fragments.tsx";
 import type { AppEnv, Deps } from "./context.ts";
 
@@ -38,6 +39,15 @@ function statusMessage(s: RealtimeStatus): SseMessage {
   return { event: "status", data: JSON.stringify(body) };
 }
 
+/**
+ * The server adapter's sink for this request (serve.ts puts `openStreamSink` in the bindings under
+ * node:http); without one (Deno.serve, `app.request()`), a ReadableStream body.
+ */
+function sinkFor(c: Context<AppEnv>) {
+  const env = c.env as { openStreamSink?: SinkFactory } | undefined;
+  return env?.openStreamSink?.() ?? webStreamSink();
+}
+
 /** The stream routes. */
 export function streamRoutes(
   deps: Deps,
@@ -50,6 +60,7 @@ export function streamRoutes(
       throw new AppError("invalid_request", "Last-Event-ID must be a non-negative integer");
     }
     const { userId, sessionId } = c.get("auth");
+    const sink = sinkFor(c);
     const stream = new EventStream({
       userId,
       sessionId,
@@ -60,10 +71,13 @@ export function streamRoutes(
       queueLimit: deps.config.streamQueueLimit,
       retryMs: RETRY_MS,
       metrics: deps.metrics,
-      signal: c.req.raw.signal,
+      // A sink that hears the close itself spares the request its signal (a whole Request object
+      // under node:http's adapter, kept for as long as the stream is open).
+      signal: sink.hearsClose ? undefined : c.req.raw.signal,
+      sink,
     });
     stream.open(); // throws 429 here, synchronously, past the per-user cap
-    return new Response(stream.body, { headers: SSE_HEADERS });
+    return stream.sink.response(SSE_HEADERS);
   };
   app.get("/api/v1/stream", requireApiAuth, (c) => open(c, JSON_FORMAT));
   app.get("/stream", requireApiAuth, (c) => open(c, HTML_FORMAT));

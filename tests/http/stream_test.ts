@@ -22,6 +22,10 @@ t("JSON events carry id = seq, event: order, one line of data; retry and heartbe
     assert.equal(res.headers.get("content-type"), "text/event-stream");
     assert.equal(res.headers.get("cache-control"), "no-cache");
     assert.equal(res.headers.get("x-accel-buffering"), "no");
+    // The middleware's headers reach the stream's head under either server adapter (serve.ts
+    // writes node:http's head only after the app has finished the response).
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(res.headers.get("content-length"), null);
     await res.body?.cancel();
     const stream = await SseClient.open(`${s.url}/api/v1/stream`, bearer(token));
     const placed = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
