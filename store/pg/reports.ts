@@ -72,6 +72,10 @@ export class ReportGroups {
         if (this.#running === 0 && this.#waiting.length === 0) {
           for (const resolve of this.#idleWaiters.splice(0)) resolve();
         }
+      }).catch((err) => {
+        // #run answers its own failures; this is the bookkeeping above failing. Left unhandled
+        // it would end the process (Deno exits on an unhandled rejection).
+        this.ctx.log.error("report group bookkeeping failed", { err: String(err) });
       });
     }
   }
@@ -100,8 +104,33 @@ export class ReportGroups {
     return true;
   }
 
-  /** Applies a group: what the cache can decide in one statement, the rest under locks. */
+  /**
+   * Runs a group and never rejects: an unexpected error anywhere in its planning or writing (a
+   * bug, a corrupt snapshot) rejects every report of the group still unanswered — answering one
+   * twice is a no-op, so those already answered keep their answer — and is logged. Without this
+   * the callers would wait for ever (and hold their places in the write gate). The group's users
+   * are forgotten by the cache, so their next reports start from Postgres' truth.
+   */
   async #run(picked: PendingReport[], held: Set<string>): Promise<void> {
+    const current = { group: picked };
+    try {
+      await this.#runGroup(current, held);
+    } catch (err) {
+      this.ctx.log.error("a report group failed unexpectedly; its reports are refused", {
+        err: String(err),
+        reports: current.group.length,
+      });
+      for (const p of current.group) {
+        const owner = this.ctx.cache.owner(p.report.order_id);
+        if (owner !== undefined) this.ctx.cache.forget(owner);
+        p.reject(err);
+      }
+    }
+  }
+
+  /** Applies a group: what the cache can decide in one statement, the rest under locks. */
+  async #runGroup(current: { group: PendingReport[] }, held: Set<string>): Promise<void> {
+    const picked = current.group;
     let group = picked;
     try {
       const missing = group.filter((p) => !this.ctx.cache.lookup(p.report.order_id));
@@ -119,6 +148,7 @@ export class ReportGroups {
           if (owner === undefined || this.#hold(owner, held)) group.push(p);
           else this.#waiting.push(p);
         }
+        current.group = group;
       }
     } catch (err) {
       for (const p of group) p.reject(unavailableIfConnection(err));
