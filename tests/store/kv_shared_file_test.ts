@@ -39,8 +39,6 @@ async function withPair(fn: (a: Store, b: Store) => Promise<void>): Promise<void
 
 Deno.test({
   name: "kv (shared file): concurrent writes through two handles end in a result or the busy error",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await withPair(async (a, b) => {
       const users = Array.from({ length: 20 }, (_, i) => `u${i}`);

@@ -33,8 +33,6 @@ function answeredWithin<T>(p: Promise<T>, ms: number): Promise<T> {
 Deno.test({
   name: "postgres report groups: an unexpected error in a group answers every caller of it",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const schema = freshSchema();
     const errors: string[] = [];
