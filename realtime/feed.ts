@@ -33,6 +33,8 @@ export function startFeed(
   const { store, hub, push, log } = deps;
   let state: { ok: boolean; reason?: string } = { ok: store.changes.connected };
   let catchingUp: Promise<void> | null = null;
+  /** A resync was asked while one ran: one more round once it ends (at most one queued). */
+  let again = false;
 
   const publish = (batch: UserEvent[]) => {
     // Group by user, keeping each user's seq order, then fan out without awaiting anyone.
@@ -59,6 +61,27 @@ export function startFeed(
     publish(events);
   };
 
+  /**
+   * Runs a catch-up, then one more if another was asked meanwhile: the running round may have
+   * read the log before what was committed while the feed was away (again) — dropping the ask
+   * would leave that for the user's next event. Asks during a round coalesce into one.
+   */
+  const resync = () => {
+    if (catchingUp) {
+      again = true;
+      return;
+    }
+    catchingUp = catchUp()
+      .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
+      .finally(() => {
+        catchingUp = null;
+        if (again) {
+          again = false;
+          resync();
+        }
+      });
+  };
+
   const unsubscribe = store.changes.subscribe({
     events(batch) {
       publish(batch);
@@ -70,9 +93,7 @@ export function startFeed(
     connected() {
       state = { ok: true };
       hub.setRealtimeStatus({ realtime: "ok" });
-      catchingUp ??= catchUp()
-        .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
-        .finally(() => (catchingUp = null));
+      resync();
     },
     disconnected(reason) {
       state = { ok: false, reason };

@@ -9,7 +9,7 @@ import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { bearerToken } from "../auth/middleware.ts";
 import { deviceLabel, startSession } from "../auth/sessions.ts";
-import { AppError } from "../orders/errors.ts";
+import { AppError, errorBody } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
 import { ExecutionReport, OrderRequest, ReplaceRequest } from "../orders/model.ts";
 import type { AppEnv, AuthInfo, Deps } from "./context.ts";
@@ -158,7 +158,13 @@ export function apiRoutes(
   app.post("/api/v1/executions", async (c) => {
     const expected = deps.config.ingestToken;
     if (!expected) {
-      throw new AppError("unavailable", "Execution ingest is disabled (INGEST_TOKEN is not set)");
+      // Answered here, not thrown: the error handler gives every 503 a Retry-After, but this one
+      // lasts until the server is configured again, so a venue must not be told to come back.
+      const disabled = new AppError(
+        "unavailable",
+        "Execution ingest is disabled (INGEST_TOKEN is not set)",
+      );
+      return c.json(errorBody(disabled), 503);
     }
     const presented = bearerToken(c.req.header("authorization"));
     if (presented === null || !sameSecret(presented, expected)) {
@@ -173,9 +179,7 @@ export function apiRoutes(
     limits.ingest.take("ingest", items.length);
     // Reports for one order apply in the order given; different orders apply concurrently
     // (the store serializes per user), so a batch uses the whole connection pool.
-    const results: Array<{ status: number; body: Record<string, unknown> }> = new Array(
-      items.length,
-    );
+    const results: IngestResult[] = new Array(items.length);
     const byOrder = new Map<unknown, number[]>();
     items.forEach((item, i) => {
       const key = (item as { order_id?: unknown })?.order_id ?? `#${i}`;
@@ -185,22 +189,35 @@ export function apiRoutes(
     });
     await Promise.all([...byOrder.values()].map(async (indexes) => {
       for (const i of indexes) {
-        results[i] = await ingestOne(deps, items[i]);
+        results[i] = await ingestOne(deps, items[i], batch);
         deps.metrics.ingestResults.inc({ status: String(results[i].status) });
       }
     }));
     if (!batch) return c.json(results[0].body, results[0].status as 201);
+    // Some reports refused for now (overload, the store busy or away): the venue sends those
+    // again with the same exec_id, after the longest wait any of them asked for.
+    const retry = Math.max(0, ...results.map((r) => r.retryAfterS ?? 0));
+    if (retry > 0) c.header("Retry-After", String(retry));
     return c.json({ results: results.map((r) => ({ status: r.status, ...r.body })) }, 200);
   });
 
   return app;
 }
 
-/** Applies one ingested report; answers as the API would (201, 200, 400, 404, 409). */
-async function ingestOne(
-  deps: Deps,
-  item: unknown,
-): Promise<{ status: number; body: Record<string, unknown> }> {
+/** One report's answer; `retryAfterS` when it was refused for now (a 503 in a batch). */
+interface IngestResult {
+  status: number;
+  body: Record<string, unknown>;
+  retryAfterS?: number;
+}
+
+/**
+ * Applies one ingested report; answers as the API would (201, 200, 400, 404, 409). A 503 (the
+ * write queue full, the store busy or away) is thrown for a single report — the error handler
+ * answers it with Retry-After — and is that report's result in a batch, whose other reports may
+ * already have been written: the batch still answers each one.
+ */
+async function ingestOne(deps: Deps, item: unknown, inBatch: boolean): Promise<IngestResult> {
   try {
     const report = parseWith(ExecutionReport, item);
     const applied = await deps.store.applyReport(report, deps.now());
@@ -209,16 +226,13 @@ async function ingestOne(
       body: { duplicate: applied.duplicate, order: applied.order, events: applied.events },
     };
   } catch (err) {
-    if (err instanceof AppError && err.status < 500) {
+    const refusedForNow = inBatch && err instanceof AppError && err.code === "unavailable";
+    if (err instanceof AppError && (err.status < 500 || refusedForNow)) {
+      const retry = (err.details as { retry_after_s?: number } | undefined)?.retry_after_s;
       return {
         status: err.status,
-        body: {
-          error: {
-            code: err.code,
-            message: err.message,
-            ...(err.details ? { details: err.details } : {}),
-          },
-        },
+        body: errorBody(err),
+        ...(refusedForNow ? { retryAfterS: retry ?? 1 } : {}),
       };
     }
     throw err;

@@ -307,11 +307,18 @@ function paths(): Schema {
         },
         responses: {
           "201": { description: "Applied" },
-          "200": { description: "Duplicate exec_id: nothing new" },
+          "200": {
+            description:
+              "Duplicate exec_id: nothing new; for an array, `{results: [{status, …}]}` " +
+              "with one status per report (503 for one refused for now; then a Retry-After)",
+          },
           "400": errorResponse("Invalid report"),
           "404": errorResponse("Unknown order"),
           "409": errorResponse("Illegal transition"),
-          "503": errorResponse("Ingest disabled (no INGEST_TOKEN)"),
+          "503": errorResponse(
+            "Ingest disabled (no INGEST_TOKEN; no Retry-After), or refused for now (overload: " +
+              "WRITE_QUEUE_LIMIT; the store busy or away) with Retry-After",
+          ),
         },
       },
     },

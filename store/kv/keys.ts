@@ -36,6 +36,22 @@ export function storeBusy(): AppError {
   return new AppError("unavailable", "The store is busy; try again");
 }
 
+/**
+ * Commits; another handle holding the file's write lock (SQLite "database is locked", thrown as a
+ * TypeError) is a lost race like a failed check: nothing was written, so after a short pause the
+ * caller decides again from fresh reads. Every KV write with a retry loop commits through here, so
+ * a contended shared file ends, after MAX_ATTEMPTS, in storeBusy() (503), never a raw error (500).
+ */
+export async function commitOrBusy(op: Deno.AtomicOperation): Promise<{ ok: boolean }> {
+  try {
+    return await op.commit();
+  } catch (err) {
+    if (!(err instanceof TypeError && /database is locked/.test(err.message))) throw err;
+    await new Promise((r) => setTimeout(r, 1 + Math.random() * 10));
+    return { ok: false };
+  }
+}
+
 /** In-process change source: always connected; listeners hear commits in seq order. */
 export class LocalChanges implements ChangeSource {
   readonly connected = true;

@@ -17,6 +17,7 @@ import type { ExecutionReport, Order, OrderEvent } from "../../orders/model.ts";
 import { eventsFromSteps, orderNotFound } from "../common.ts";
 import type { ApplyResult } from "../store.ts";
 import {
+  commitOrBusy,
   type ExecRecord,
   type KvContext,
   MAX_ATTEMPTS,
@@ -174,18 +175,4 @@ async function getAll<T>(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<Deno.KvEntryM
   const batches: Promise<Deno.KvEntryMaybe<T>[]>[] = [];
   for (let i = 0; i < keys.length; i += 10) batches.push(kv.getMany<T[]>(keys.slice(i, i + 10)));
   return (await Promise.all(batches)).flat();
-}
-
-/**
- * Commits; another process holding the file's write lock (SQLite "database is locked") is a lost
- * race like a failed check: nothing was written, so the caller decides again after a short pause.
- */
-async function commitOrBusy(op: Deno.AtomicOperation): Promise<{ ok: boolean }> {
-  try {
-    return await op.commit();
-  } catch (err) {
-    if (!(err instanceof TypeError && /database is locked/.test(err.message))) throw err;
-    await new Promise((r) => setTimeout(r, 1 + Math.random() * 10));
-    return { ok: false };
-  }
 }

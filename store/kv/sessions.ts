@@ -5,7 +5,7 @@
  */
 import { AppError } from "../../orders/errors.ts";
 import type { PushSubscriptionStore, Session, SessionStore } from "../store.ts";
-import type { KvContext } from "./keys.ts";
+import { commitOrBusy, type KvContext } from "./keys.ts";
 
 /** The session store on KV; `push` lists the subscriptions a revoke removes. */
 export function kvSessions(
@@ -34,7 +34,7 @@ export function kvSessions(
         op.delete(["push", sub.endpoint]).delete(["up", s.user_id, sub.endpoint]);
       }
     }
-    if (!(await op.commit()).ok) return await revokeSession(userId, sessionId, now);
+    if (!(await commitOrBusy(op)).ok) return await revokeSession(userId, sessionId, now);
     ctx.changes.revoked(sessionId, s.user_id);
     return true;
   }

@@ -18,6 +18,7 @@ import {
 } from "../common.ts";
 import type { ApplyResult, OrderStore, PlaceResult } from "../store.ts";
 import {
+  commitOrBusy,
   type ExecRecord,
   getEvents,
   type KvContext,
@@ -53,7 +54,7 @@ export function kvWrites(
         const op = kv.atomic().check(orderEntry, seqEntry);
         writeOrder(op, userId, result.order, order);
         writeEvents(op, userId, result.events);
-        if (!(await op.commit()).ok) continue;
+        if (!(await commitOrBusy(op)).ok) continue;
         changes.publish(result.events.map((event) => ({ user_id: userId, event })));
         return result;
       }
@@ -104,7 +105,7 @@ export function kvWrites(
           if (coidKey) op.check(coidEntry).set(coidKey, step.order.id);
           writeOrder(op, userId, step.order, null);
           writeEvents(op, userId, events);
-          const res = await op.commit();
+          const res = await commitOrBusy(op);
           if (!res.ok) continue;
           changes.publish(events.map((event) => ({ user_id: userId, event })));
           return { user_id: userId, order: step.order, events, created: true };
@@ -163,7 +164,7 @@ function applyOneFor(
               seqs: events.map((e) => e.seq),
             } satisfies ExecRecord,
           );
-          const res = await op.commit();
+          const res = await commitOrBusy(op);
           if (!res.ok) continue;
           changes.publish(events.map((event) => ({ user_id: owner, event })));
           return { user_id: owner, order: outcome.order, events, duplicate: false };

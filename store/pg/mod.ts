@@ -6,6 +6,7 @@
  *   actions.ts      the user's writes (place, cancel, replace)
  *   reports.ts      the venue's reports, group-committed (fast path first, locked path after)
  *   fast_write.ts   a group decided on the cache, written by one conditional statement
+ *   locked_path.ts  what the cache cannot decide: fresh reads under the owners' row locks
  *   state_cache.ts  recent users' seqs and order snapshots (bounded LRU), forgotten on NOTIFY
  *   reads.ts        order reads, paging and the event log
  *   feed.ts         the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks

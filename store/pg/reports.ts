@@ -10,30 +10,18 @@
  * flight never hold the same user, so this instance never races itself.
  */
 import { AppError } from "../../orders/errors.ts";
-import { uuidv7 } from "../../orders/ids.ts";
-import * as lifecycle from "../../orders/lifecycle.ts";
-import type { ExecutionReport, Order, OrderEvent } from "../../orders/model.ts";
-import { eventsFromSteps, orderNotFound } from "../common.ts";
+import type { ExecutionReport } from "../../orders/model.ts";
 import type { ApplyResult } from "../store.ts";
-import { Changes, publishOwn, writeChanges } from "./changes.ts";
-import { isConnectionError, type PgContext, type Tx, unavailableIfConnection } from "./connect.ts";
+import { publishOwn } from "./changes.ts";
+import { isConnectionError, type PgContext, unavailableIfConnection } from "./connect.ts";
 import { fastWrite, loadMissing, type PendingReport, planFast } from "./fast_write.ts";
+import { decideLocked, type Locked } from "./locked_path.ts";
 import { write, type Writers } from "./transaction.ts";
 
 /** At most this many report groups are committing at once (the pool has room for more). */
 const GROUPS = 4;
 /** At most this many reports go in one group. */
 const GROUP_MAX = 250;
-
-/** The owners' counter rows a group locked, with each order's owner. */
-type Locked = { user_id: string; seq: string; order_id: string };
-
-/** A locked group's answers, what the cache learns from it, and its events per user. */
-interface LockedResult {
-  answers: Array<ApplyResult | Error>;
-  learned: Array<{ user: string; from: number; to: number; orders: Order[] }>;
-  byUser: Map<string, OrderEvent[]>;
-}
 
 /** Applies reports in groups; `idle` resolves once nothing is waiting or committing. */
 export class ReportGroups {
@@ -72,6 +60,10 @@ export class ReportGroups {
         if (this.#running === 0 && this.#waiting.length === 0) {
           for (const resolve of this.#idleWaiters.splice(0)) resolve();
         }
+      }).catch((err) => {
+        // #run answers its own failures; this is the bookkeeping above failing. Left unhandled
+        // it would end the process (Deno exits on an unhandled rejection).
+        this.ctx.log.error("report group bookkeeping failed", { err: String(err) });
       });
     }
   }
@@ -100,8 +92,33 @@ export class ReportGroups {
     return true;
   }
 
-  /** Applies a group: what the cache can decide in one statement, the rest under locks. */
+  /**
+   * Runs a group and never rejects: an unexpected error anywhere in its planning or writing (a
+   * bug, a corrupt snapshot) rejects every report of the group still unanswered — answering one
+   * twice is a no-op, so those already answered keep their answer — and is logged. Without this
+   * the callers would wait for ever (and hold their places in the write gate). The group's users
+   * are forgotten by the cache, so their next reports start from Postgres' truth.
+   */
   async #run(picked: PendingReport[], held: Set<string>): Promise<void> {
+    const current = { group: picked };
+    try {
+      await this.#runGroup(current, held);
+    } catch (err) {
+      this.ctx.log.error("a report group failed unexpectedly; its reports are refused", {
+        err: String(err),
+        reports: current.group.length,
+      });
+      for (const p of current.group) {
+        const owner = this.ctx.cache.owner(p.report.order_id);
+        if (owner !== undefined) this.ctx.cache.forget(owner);
+        p.reject(err);
+      }
+    }
+  }
+
+  /** Applies a group: what the cache can decide in one statement, the rest under locks. */
+  async #runGroup(current: { group: PendingReport[] }, held: Set<string>): Promise<void> {
+    const picked = current.group;
     let group = picked;
     try {
       const missing = group.filter((p) => !this.ctx.cache.lookup(p.report.order_id));
@@ -119,6 +136,7 @@ export class ReportGroups {
           if (owner === undefined || this.#hold(owner, held)) group.push(p);
           else this.#waiting.push(p);
         }
+        current.group = group;
       }
     } catch (err) {
       for (const p of group) p.reject(unavailableIfConnection(err));
@@ -172,7 +190,7 @@ export class ReportGroups {
             where o.id = any(${[...new Set(group.map((p) => p.report.order_id))]}::uuid[])
             order by s.user_id
             for update of s`,
-        (tx, locked) => this.#decide(tx, group, locked),
+        (tx, locked) => decideLocked(this.ctx, tx, group, locked),
       );
       for (const l of learned) this.ctx.cache.learn(l.user, l.from, l.to, l.orders);
       publishOwn(this.ctx, byUser);
@@ -187,99 +205,4 @@ export class ReportGroups {
       } else for (const p of group) p.reject(err);
     }
   }
-
-  /** Under the owners' locks: reads the orders, applies each report in turn, returns the write. */
-  async #decide(
-    tx: Tx,
-    group: PendingReport[],
-    locked: Locked[],
-  ): Promise<{ result: LockedResult; write?: Promise<unknown> }> {
-    const owners = new Map<string, string>();
-    const seqs = new Map<string, number>();
-    for (const l of locked) {
-      owners.set(l.order_id, l.user_id);
-      seqs.set(l.user_id, Number(l.seq));
-    }
-    const fromSeq = new Map(seqs);
-    // A fresh snapshot, taken under the locks: a concurrent copy of any of these reports has
-    // committed or never will, and each order is as its last writer left it.
-    const [orderRows, execRows] = await Promise.all([
-      tx<{ body: Order }[]>`select body from orders where id = any(${[...owners.keys()]}::uuid[])`,
-      // Planned afresh each time (writers force custom plans, transaction.ts): a generic plan
-      // made while `executions` was small was a sequential scan which grew with the table (3 ms a
-      // group after 20 s at 1,000 reports/s, for good with autovacuum off).
-      tx<{ exec_id: string; user_id: string; seqs: string[] }[]>`
-        select exec_id, user_id, seqs from executions
-        where exec_id = any(${group.map((p) => p.report.exec_id)}::text[])`,
-    ]);
-    const orders = new Map(orderRows.map((r) => [r.body.id, r.body]));
-    const firstTime = new Map(execRows.map((r) => [r.exec_id, r]));
-    const changes = new Changes();
-    const inGroup = new Map<string, ApplyResult>();
-    const result: Array<ApplyResult | Error> = [];
-    for (const { report, now } of group) {
-      const earlier = inGroup.get(report.exec_id);
-      if (earlier) {
-        result.push({ ...earlier, duplicate: true });
-        continue;
-      }
-      const owner = owners.get(report.order_id);
-      const order = orders.get(report.order_id);
-      if (!owner || !order) {
-        result.push(orderNotFound(report.order_id));
-        continue;
-      }
-      const first = firstTime.get(report.exec_id);
-      if (first) {
-        result.push(await firstResult(tx, first.user_id, first.seqs.map(Number), order));
-        continue;
-      }
-      const outcome = lifecycle.applyReport(order, report, {
-        now,
-        newId: () => uuidv7(now.getTime()),
-      });
-      if ("refused" in outcome) {
-        result.push(new AppError(outcome.code, outcome.refused));
-        continue;
-      }
-      const events = eventsFromSteps(outcome.steps, seqs.get(owner)! + 1, now);
-      if (events.length > 0) seqs.set(owner, events[events.length - 1].seq);
-      for (const step of outcome.steps) {
-        // A replacement is known from here on, for later reports in this group.
-        orders.set(step.order.id, step.order);
-        owners.set(step.order.id, owner);
-        changes.order(owner, step.order);
-      }
-      changes.events(owner, events);
-      changes.execution(report.exec_id, owner, order.id, events);
-      const applied = { user_id: owner, order: outcome.order, events, duplicate: false };
-      inGroup.set(report.exec_id, applied);
-      result.push(applied);
-    }
-    // What the cache learns: every order read or written here is as of the user's last seq.
-    const learned = [...fromSeq].map(([user, from]) => ({
-      user,
-      from,
-      to: seqs.get(user)!,
-      orders: [...orders.values()].filter((o) => owners.get(o.id) === user),
-    }));
-    return {
-      result: { answers: result, learned, byUser: changes.byUser },
-      write: changes.empty ? undefined : writeChanges(this.ctx, tx, changes),
-    };
-  }
-}
-
-/** The answer an exec_id got the first time, for a duplicate. */
-async function firstResult(
-  tx: Tx,
-  userId: string,
-  seqs: number[],
-  order: Order,
-): Promise<ApplyResult> {
-  const rows = seqs.length === 0 ? [] : await tx<{ body: OrderEvent }[]>`
-    select body from order_events where user_id = ${userId} and seq = any(${seqs})
-    order by seq`;
-  const events = rows.map((r) => r.body);
-  return { user_id: userId, order: events[0]?.order ?? order, events, duplicate: true };
 }
