@@ -10,7 +10,7 @@ const positiveInt = z.coerce.number().int().positive();
 const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
-  HTTP_SERVER: z.enum(["deno", "node"]).default("node"),
+  HTTP_SERVER: z.enum(["deno", "node"]).default("deno"),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case identifier")
     .default("public"),

@@ -46,7 +46,7 @@ function testConfig(env: Record<string, string>): Config {
     SIM_SPEED: "0.05",
     INGEST_TOKEN,
     RATE_LIMIT: "off",
-    // The suites run under each server adapter: `HTTP_SERVER=deno deno task test` (.ci/run).
+    // The suites run under each server adapter: `deno task test:alt-server` runs the socket suites under `HTTP_SERVER=node` (.ci/run).
     HTTP_SERVER: Deno.env.get("HTTP_SERVER"),
     ...env,
   });
