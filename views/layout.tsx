@@ -39,6 +39,7 @@ export function Layout(
         }
         <script src={`/static/app.js?v=${ASSET_VERSION}`} defer></script>
         <script src={`/static/phone.js?v=${ASSET_VERSION}`} defer></script>
+        <script src={`/static/push.js?v=${ASSET_VERSION}`} defer></script>
         <script src="/static/vendor/htmx.js" defer></script>
         <script src="/static/vendor/hx-sse.js" defer></script>
       </head>
