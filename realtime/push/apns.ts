@@ -10,6 +10,7 @@ import type { SenderOptions } from "./fcm.ts";
 import {
   networkOutcome,
   pemBody,
+  requestSignal,
   retryable,
   SEND_TIMEOUT_MS,
   type Sender,
@@ -103,7 +104,12 @@ export function createApnsSender(
   const timeoutMs = options.timeoutMs ?? SEND_TIMEOUT_MS;
   const tokens = new ProviderTokens(config, now);
 
-  const post = async (providerToken: string, deviceToken: string, alert: Alert) =>
+  const post = async (
+    providerToken: string,
+    deviceToken: string,
+    alert: Alert,
+    signal?: AbortSignal,
+  ) =>
     await doFetch(`${config.endpoint}/3/device/${encodeURIComponent(deviceToken)}`, {
       method: "POST",
       headers: {
@@ -118,7 +124,7 @@ export function createApnsSender(
       },
       body: apnsPayload(alert),
       redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: requestSignal(timeoutMs, signal),
     });
 
   const outcomeOf = async (res: Response): Promise<SendOutcome> => {
@@ -134,10 +140,10 @@ export function createApnsSender(
 
   return {
     platform: "apns",
-    async send(target, alert) {
+    async send(target, alert, signal) {
       try {
         let providerToken = await tokens.get();
-        let res = await post(providerToken, target.token, alert);
+        let res = await post(providerToken, target.token, alert, signal);
         if (res.status === 403) {
           const reason = await reasonOf(res);
           if (reason !== "ExpiredProviderToken") {
@@ -145,7 +151,7 @@ export function createApnsSender(
           }
           // Once: Apple refuses tokens renewed too often (TooManyProviderTokenUpdates).
           providerToken = await tokens.renew(providerToken);
-          res = await post(providerToken, target.token, alert);
+          res = await post(providerToken, target.token, alert, signal);
         }
         return await outcomeOf(res);
       } catch (err) {

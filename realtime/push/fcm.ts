@@ -10,6 +10,7 @@ import { type Alert, fitPayload } from "./alert_text.ts";
 import {
   networkOutcome,
   pemBody,
+  requestSignal,
   retryable,
   retryAfterMs,
   SEND_TIMEOUT_MS,
@@ -208,27 +209,27 @@ export function createFcmSender(
     encodeURIComponent(config.projectId)
   }/messages:send`;
 
-  const post = async (accessToken: string, body: string) =>
+  const post = async (accessToken: string, body: string, signal?: AbortSignal) =>
     await doFetch(url, {
       method: "POST",
       headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
       body,
       redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: requestSignal(timeoutMs, signal),
     });
 
   return {
     platform: "fcm",
-    async send(target, alert) {
+    async send(target, alert, signal) {
       const body = JSON.stringify({ message: { token: target.token, ...fcmMessage(alert) } });
       try {
         let accessToken = await tokens.get();
-        let res = await post(accessToken, body);
+        let res = await post(accessToken, body, signal);
         if (res.status === 401) {
           // The token was revoked or expired early: a new one, once; a second 401 is final.
           await res.body?.cancel();
           accessToken = await tokens.renew(accessToken);
-          res = await post(accessToken, body);
+          res = await post(accessToken, body, signal);
           if (res.status === 401) {
             await res.body?.cancel();
             return { kind: "failed", reason: "access token refused twice" };

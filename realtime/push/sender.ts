@@ -22,12 +22,21 @@ export type SendOutcome =
 /** A platform's sender for targets of type `T` (a subscription, a device token). */
 export interface Sender<T> {
   readonly platform: Platform;
-  /** One attempt to deliver `alert` to `target`, bounded in time (a hung service is a retry). */
-  send(target: T, alert: Alert): Promise<SendOutcome>;
+  /**
+   * One attempt to deliver `alert` to `target`, bounded in time (a hung service is a retry);
+   * `signal` aborts it (shutdown).
+   */
+  send(target: T, alert: Alert, signal?: AbortSignal): Promise<SendOutcome>;
 }
 
 /** How long one request to a push service may take before it counts as failed (and is retried). */
 export const SEND_TIMEOUT_MS = 10_000;
+
+/** A request's signal: its own timeout, and the caller's abort (shutdown) when given. */
+export function requestSignal(timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([timeout, signal]) : timeout;
+}
 
 /**
  * A `Retry-After` header in milliseconds (seconds or an HTTP date), capped so a service cannot
