@@ -419,7 +419,9 @@ export function storeContract(factory: StoreFactory): void {
       created_at: tick().toISOString(),
     });
     assert.deepEqual(await store.listPushSubscriptions(user), []);
-    for (let i = 0; i < 40 && revokedIds.length === 0; i++) {
+    // The revoke reaches listeners through NOTIFY on Postgres: wait for it with a deadline that a
+    // loaded machine cannot miss (10 s), not a guess at how fast it comes.
+    for (let i = 0; i < 200 && revokedIds.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     off();
