@@ -1,6 +1,6 @@
 /** The devices page says how each session receives background alerts (Web Push, FCM, APNs). */
 import assert from "node:assert/strict";
-import { api, login, startServer } from "../helpers.ts";
+import { api, login, send, startInProcess } from "../helpers.ts";
 import { apnsKey, serviceAccount } from "../fakes/credentials.ts";
 
 const account = await serviceAccount(() => "http://127.0.0.1:9/token");
@@ -16,31 +16,29 @@ const NATIVE = {
 
 Deno.test({
   name: "devices page: each session says which background alerts reach it, and how",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
-    const s = await startServer({ ...NATIVE, PUSH_ENDPOINT_ALLOW: "https://push.example" });
+    const s = await startInProcess({ ...NATIVE, PUSH_ENDPOINT_ALLOW: "https://push.example" });
     try {
-      const android = await login(s.url, "pat");
-      const iphone = await login(s.url, "pat");
-      const laptop = await login(s.url, "pat");
-      const quiet = await login(s.url, "pat");
-      await api(s.url, android.token, "POST", "/api/v1/push/devices", {
+      const android = await login(s, "pat");
+      const iphone = await login(s, "pat");
+      const laptop = await login(s, "pat");
+      const quiet = await login(s, "pat");
+      await api(s, android.token, "POST", "/api/v1/push/devices", {
         platform: "fcm",
         token: "android-token",
       });
-      await api(s.url, iphone.token, "POST", "/api/v1/push/devices", {
+      await api(s, iphone.token, "POST", "/api/v1/push/devices", {
         platform: "apns",
         token: "0a1b2c",
       });
-      await api(s.url, laptop.token, "POST", "/api/v1/push/subscriptions", {
+      await api(s, laptop.token, "POST", "/api/v1/push/subscriptions", {
         endpoint: "https://push.example/sub/1",
         keys: {
           p256dh: "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u",
           auth: "tBHI",
         },
       });
-      const page = await (await fetch(`${s.url}/devices`, {
+      const page = await (await send(s, "/devices", {
         headers: { authorization: `Bearer ${quiet.token}` },
       })).text();
       const row = (id: string) => {

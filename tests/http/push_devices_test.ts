@@ -3,7 +3,7 @@
  * session is alerted. No alert is sent here (see tests/integration/native_push_test.ts).
  */
 import assert from "node:assert/strict";
-import { api, login, startServer } from "../helpers.ts";
+import { api, login, send, startInProcess } from "../helpers.ts";
 import { apnsKey, serviceAccount } from "../fakes/credentials.ts";
 
 const account = await serviceAccount(() => "http://127.0.0.1:9/token");
@@ -19,14 +19,12 @@ const NATIVE = {
 
 Deno.test({
   name: "push devices: 201, the same token from the same session 200, bad tokens 400, delete 204",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
-    const s = await startServer(NATIVE);
+    const s = await startInProcess(NATIVE);
     try {
-      const me = await login(s.url, "dev");
+      const me = await login(s, "dev");
       const post = (token: unknown, platform: unknown = "fcm", bearer = me.token) =>
-        api(s.url, bearer, "POST", "/api/v1/push/devices", { platform, token });
+        api(s, bearer, "POST", "/api/v1/push/devices", { platform, token });
       assert.equal((await post("fcm:APA91b-abc_1.2")).status, 201);
       assert.equal((await post("fcm:APA91b-abc_1.2")).status, 200);
       assert.equal((await post("a".repeat(4096), "apns")).status, 201);
@@ -37,23 +35,23 @@ Deno.test({
       }
       assert.equal((await post("tok", "gcm")).status, 400);
       // Another session of the same user takes the token: it moves (201, not 200).
-      const other = await login(s.url, "dev");
+      const other = await login(s, "dev");
       assert.equal((await post("fcm:APA91b-abc_1.2", "fcm", other.token)).status, 201);
       assert.equal((await post("fcm:APA91b-abc_1.2", "fcm", other.token)).status, 200);
-      const del = await api(s.url, other.token, "DELETE", "/api/v1/push/devices", {
+      const del = await api(s, other.token, "DELETE", "/api/v1/push/devices", {
         token: "fcm:APA91b-abc_1.2",
       });
       assert.equal(del.status, 204);
       assert.equal((await post("fcm:APA91b-abc_1.2", "fcm", other.token)).status, 201);
       // No credentials: 401; not JSON: 415.
-      const anon = await fetch(`${s.url}/api/v1/push/devices`, {
+      const anon = await send(s, "/api/v1/push/devices", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ platform: "fcm", token: "x" }),
       });
       await anon.body?.cancel();
       assert.equal(anon.status, 401);
-      const text = await fetch(`${s.url}/api/v1/push/devices`, {
+      const text = await send(s, "/api/v1/push/devices", {
         method: "POST",
         headers: { authorization: `Bearer ${me.token}`, "content-type": "text/plain" },
         body: "x",
@@ -68,19 +66,17 @@ Deno.test({
 
 Deno.test({
   name: "push devices: a platform that is off is refused with 400, saying which",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
-    const s = await startServer({ FCM_PROJECT_ID: "p", FCM_SERVICE_ACCOUNT: account.json() });
+    const s = await startInProcess({ FCM_PROJECT_ID: "p", FCM_SERVICE_ACCOUNT: account.json() });
     try {
-      const me = await login(s.url, "dev");
-      const apns = await api(s.url, me.token, "POST", "/api/v1/push/devices", {
+      const me = await login(s, "dev");
+      const apns = await api(s, me.token, "POST", "/api/v1/push/devices", {
         platform: "apns",
         token: "abcd",
       });
       assert.equal(apns.status, 400);
       assert.match(apns.json.error.message, /APNs is not configured/);
-      const fcm = await api(s.url, me.token, "POST", "/api/v1/push/devices", {
+      const fcm = await api(s, me.token, "POST", "/api/v1/push/devices", {
         platform: "fcm",
         token: "abcd",
       });

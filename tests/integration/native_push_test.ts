@@ -98,8 +98,6 @@ const sent = (p: string) => `blotter_push_total{outcome="sent",platform="${p}"}`
 Deno.test({
   name:
     "native push: one alert per alert-worthy event to each backgrounded device, none to one with an open stream; no token, key or access token in any log line",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const svc = await nativeServices();
     const server = await spawnServer({ ...svc.env, LOG_LEVEL: "debug" });
@@ -203,8 +201,6 @@ Deno.test({
 Deno.test({
   name:
     "native push: a dead token is deleted after its first answer; a revoked session's token is silent; a token that moved users alerts only its new user",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const svc = await nativeServices({
       fcm: (t) => t === "dead-fcm" ? fcmError(404, "NOT_FOUND") : { status: 200 },
@@ -280,8 +276,6 @@ Deno.test({
 Deno.test({
   name:
     "native push: a 503 with Retry-After is retried once and delivered; a 401 and an ExpiredProviderToken get a new token once",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const busy = (n: number) => n === 1;
     let fcmCalls = 0;
@@ -349,8 +343,6 @@ Deno.test({
 
 Deno.test({
   name: "native push: a hanging push service does not delay streams",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     let release!: () => void;
     const hung = new Promise<void>((r) => (release = r));
@@ -401,8 +393,6 @@ Deno.test({
 Deno.test({
   name: "native push: two instances on one database send each alert once",
   ignore: NO_POSTGRES,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const svc = await nativeServices();
     const schema = freshSchema();
@@ -442,8 +432,6 @@ Deno.test({
 
 Deno.test({
   name: "native push: start-up refuses a half-configured platform, naming what is missing",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const err = await spawnServer({
       AUTH_MODE: "dev",
