@@ -148,6 +148,11 @@ Deno.test({
       assert.equal(got.headers.get("urgency"), "high");
       await live.until((c) => c.orders().length === 3);
       live.close();
+      // The laptop is pushed from now on only once the server has seen its stream go (a
+      // moment after the client closes it; longer on a loaded machine).
+      await eventually(async () =>
+        /blotter_open_streams 0/.test(await (await fetch(`${s.url}/metrics`)).text())
+      );
 
       // The service says the subscription is gone: it is forgotten, not retried forever.
       status = 410;
