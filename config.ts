@@ -3,6 +3,16 @@
  * once by name, returned frozen. Nothing else in the app reads `Deno.env`.
  */
 import { z } from "zod";
+import {
+  type ApnsConfig,
+  apnsSettings,
+  type FcmConfig,
+  fcmSettings,
+  NATIVE_ENV_NAMES,
+  type ReadFile,
+} from "./config_native.ts";
+
+export type { ApnsConfig, FcmConfig } from "./config_native.ts";
 
 const onOff = z.enum(["on", "off"]);
 const positiveInt = z.coerce.number().int().positive();
@@ -41,6 +51,11 @@ const Env = z.object({
   WRITE_QUEUE_LIMIT: positiveInt.default(5000),
   PUBLIC_ORIGIN: z.url().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Native push (FCM, APNs): checked as a group in config_native.ts, listed here for ENV_NAMES.
+  ...Object.fromEntries(NATIVE_ENV_NAMES.map((n) => [n, z.string().optional()])) as Record<
+    typeof NATIVE_ENV_NAMES[number],
+    z.ZodOptional<z.ZodString>
+  >,
 });
 
 /** Every environment variable Blotter reads (deployment files are checked against this). */
@@ -99,6 +114,10 @@ export interface Config {
   /** This site's own origin, for the CSRF check behind a proxy; null: the request's own. */
   readonly publicOrigin: string | null;
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  /** FCM HTTP v1 for the Android app; null: off. */
+  readonly fcm: FcmConfig | null;
+  /** APNs for the iOS app; null: off. */
+  readonly apns: ApnsConfig | null;
 }
 
 /** Raised when settings are bad; `problems` names every one. */
@@ -113,9 +132,13 @@ export class ConfigError extends Error {
 
 /**
  * Reads the settings from an environment (a plain record, so tests pass their own). Throws
- * ConfigError listing every problem at once; never returns a half-valid config.
+ * ConfigError listing every problem at once; never returns a half-valid config. `readFile` reads
+ * what a `_FILE` setting names (tests pass their own).
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  readFile: ReadFile = Deno.readTextFileSync,
+): Config {
   const present = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
   );
@@ -152,6 +175,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       problems.push(`PUSH_ENDPOINT_ALLOW: "${origin}" is not an origin like https://host[:port]`);
     }
   }
+  const fcm = fcmSettings(raw, readFile, problems);
+  const apns = apnsSettings(raw, readFile, problems);
   const e = parsed.success ? parsed.data : null;
   if (problems.length > 0 || !e) throw new ConfigError(problems);
 
@@ -191,6 +216,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     writeQueueLimit: e.WRITE_QUEUE_LIMIT,
     publicOrigin: e.PUBLIC_ORIGIN ?? null,
     logLevel: e.LOG_LEVEL,
+    fcm,
+    apns,
   });
 }
 

@@ -15,7 +15,7 @@ import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
 import { Metrics } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
-import { createPushDispatcher } from "./realtime/push.ts";
+import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./serve.ts";
 import { openKvStore } from "./store/kv/mod.ts";

@@ -43,6 +43,18 @@ export type TimeInForce = typeof TIMES_IN_FORCE[number];
 export type OrderStatus = typeof ORDER_STATUSES[number];
 export type EventType = typeof EVENT_TYPES[number];
 
+/**
+ * Events worth interrupting a trader for: a toast on an open page, a push alert (Web Push, FCM,
+ * APNs) to a device without an open stream. One list, so the screen and the phone agree.
+ */
+export const ALERT_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
+  "partial_fill",
+  "fill",
+  "rejected",
+  "canceled",
+  "expired",
+]);
+
 /** Statuses after which no report changes the order. */
 export const FINAL_STATUSES: ReadonlySet<OrderStatus> = new Set([
   "filled",

@@ -108,8 +108,23 @@ export class Metrics {
   );
   /** Streams closed, by reason. */
   readonly streamsClosed = this.counter("blotter_streams_closed_total", "SSE streams ended");
-  /** Push messages, by outcome (sent, failed_<reason>, removed). */
-  readonly pushes = this.counter("blotter_push_total", "Web Push messages by outcome");
+  /**
+   * Push alerts by `platform` (web, fcm, apns) and `outcome`: sent, retried (one per retry
+   * scheduled), token_deleted (the service said the target is gone), failed (refused, or out of
+   * tries).
+   */
+  readonly pushes = this.counter(
+    "blotter_push_total",
+    "Push alerts by platform (web, fcm, apns) and outcome (sent, retried, token_deleted, failed)",
+  );
+  /**
+   * Alert-worthy events by `outcome`: claimed (this instance sends its alerts), claimed_elsewhere
+   * (another instance does), dropped_queue_full.
+   */
+  readonly pushEvents = this.counter(
+    "blotter_push_events_total",
+    "Alert-worthy events by outcome (claimed, claimed_elsewhere, dropped_queue_full)",
+  );
 
   /** Registers a counter. */
   counter(name: string, help: string): Counter {

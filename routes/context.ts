@@ -8,11 +8,12 @@ import type {
   EventLog,
   Health,
   OrderStore,
+  PushDeviceStore,
   PushSubscriptionStore,
   SessionStore,
 } from "../store/store.ts";
 import type { Hub } from "../realtime/hub.ts";
-import type { PushDispatcher } from "../realtime/push.ts";
+import type { PushDispatcher } from "../realtime/push/dispatcher.ts";
 import type { Metrics } from "../realtime/metrics.ts";
 import type { Logger } from "../log.ts";
 import type { AuthDeps } from "../auth/context.ts";
@@ -23,7 +24,7 @@ export type { AppEnv, AuthInfo } from "../auth/context.ts";
 export interface Deps extends AuthDeps {
   config: Config;
   /** What routes and the auth middleware ask of the store (feed, push, venue: see main.ts). */
-  store: OrderStore & EventLog & SessionStore & PushSubscriptionStore & Health;
+  store: OrderStore & EventLog & SessionStore & PushSubscriptionStore & PushDeviceStore & Health;
   hub: Hub;
   push: PushDispatcher;
   metrics: Metrics;

@@ -13,6 +13,7 @@ import {
   ReplaceRequest,
 } from "../orders/model.ts";
 import type { AppEnv } from "./context.ts";
+import { pushPaths } from "./openapi_push.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -322,48 +323,7 @@ function paths(): Schema {
         },
       },
     },
-    "/api/v1/push/vapid-public-key": {
-      get: {
-        summary: "The VAPID public key for PushManager.subscribe",
-        security: [],
-        responses: {
-          "200": {
-            description: "base64url P-256 point",
-            content: json({ type: "object", properties: { key: { type: "string" } } }),
-          },
-        },
-      },
-    },
-    "/api/v1/push/subscriptions": {
-      post: {
-        summary: "Register this device's browser PushSubscription",
-        requestBody: {
-          content: json({
-            type: "object",
-            required: ["endpoint", "keys"],
-            properties: {
-              endpoint: { type: "string", format: "uri" },
-              expirationTime: { type: ["number", "null"] },
-              keys: {
-                type: "object",
-                properties: { p256dh: { type: "string" }, auth: { type: "string" } },
-              },
-            },
-          }),
-        },
-        responses: {
-          "201": { description: "Stored" },
-          "400": errorResponse("Endpoint not allowed"),
-        },
-      },
-      delete: {
-        summary: "Remove a push subscription",
-        requestBody: {
-          content: json({ type: "object", properties: { endpoint: { type: "string" } } }),
-        },
-        responses: { "204": { description: "Removed" } },
-      },
-    },
+    ...pushPaths(),
     "/api/v1/openapi.json": {
       get: {
         summary: "This document",

@@ -10,6 +10,7 @@ import { type Order, OrderRequest } from "../orders/model.ts";
 import { OrderRow } from "../views/order_row.tsx";
 import { Toast } from "../views/fragments.tsx";
 import { orderSummary } from "../views/format.ts";
+import type { AlertChannel } from "../views/alert_channels.tsx";
 import { BlotterPage, DevicesPage, MoreRow, OrderPage, type Tab, TABS } from "../views/pages.tsx";
 import type { AppEnv, Deps } from "./context.ts";
 import { parseWith } from "./middleware.ts";
@@ -203,8 +204,24 @@ export function pageRoutes(
 
   app.get("/devices", requirePageAuth, async (c) => {
     const { userId, sessionId } = c.get("auth");
-    const sessions = await store.listSessions(userId);
-    return c.html(String(<DevicesPage user={userId} sessions={sessions} current={sessionId} />));
+    const [sessions, subs, devices] = await Promise.all([
+      store.listSessions(userId),
+      store.listPushSubscriptions(userId),
+      store.listPushDevices(userId),
+    ]);
+    // Which background alerts reach each session: browsers by Web Push, apps by FCM or APNs.
+    const alerts: Record<string, AlertChannel[]> = {};
+    const add = (session: string, kind: AlertChannel) => {
+      const kinds = alerts[session] ??= [];
+      if (!kinds.includes(kind)) kinds.push(kind);
+    };
+    for (const s of subs) add(s.session_id, "browser");
+    for (const d of devices) add(d.session_id, d.platform === "fcm" ? "android" : "ios");
+    return c.html(
+      String(
+        <DevicesPage user={userId} sessions={sessions} current={sessionId} alerts={alerts} />,
+      ),
+    );
   });
 
   app.post("/devices/revoke-others", requirePageAuth, async (c) => {

@@ -69,7 +69,19 @@ create table if not exists push_subscriptions (
 );
 create index if not exists push_subscriptions_by_user on push_subscriptions (user_id);
 
--- Which instance sends the Web Push alert for an event: the first to insert the row. Pruned with
+-- Native apps' push tokens (FCM, APNs), one row per token, tied to the device session that
+-- registered it: deleted with the session; registered again elsewhere, the row moves.
+create table if not exists push_devices (
+  token text primary key,
+  platform text not null check (platform in ('fcm', 'apns')),
+  user_id text not null,
+  session_id text not null,
+  created_at timestamptz not null
+);
+create index if not exists push_devices_by_user on push_devices (user_id);
+create index if not exists push_devices_by_session on push_devices (session_id);
+
+-- Which instance sends the alerts (Web Push, FCM, APNs) for an event: the first to insert the row. Pruned with
 -- the events.
 create table if not exists alert_claims (
   user_id text not null,
@@ -127,5 +139,5 @@ begin
 end
 $$;
 
-insert into blotter_schema (id, version) values (true, 3)
+insert into blotter_schema (id, version) values (true, 4)
   on conflict (id) do update set version = excluded.version;

@@ -180,11 +180,46 @@ export interface PushSubscriptionStore {
   listPushSubscriptions(userId: string): Promise<PushSubscriptionRecord[]>;
 }
 
+/** A native app's push token (FCM or APNs), tied to the device session that registered it. */
+export interface PushDeviceRecord {
+  /** The platform's device token: at most 4,096 characters of [A-Za-z0-9_:.-]. */
+  token: string;
+  platform: "fcm" | "apns";
+  user_id: string;
+  session_id: string;
+  created_at: string;
+}
+
+/**
+ * What registering a token did: `created` (new), `unchanged` (this session had it already),
+ * `moved` (another session or user had it; it is this session's now).
+ */
+export type PushDeviceResult = "created" | "unchanged" | "moved";
+
+/**
+ * Native push tokens, a role of the store: the routes and the dispatcher take only this much.
+ * Like Web Push subscriptions, a token is deleted with its session (revokeSession), and every
+ * change is heard by every instance's alert-target cache.
+ */
+export interface PushDeviceStore {
+  /**
+   * Registers a token for its session. A token is one row: registered again by another session
+   * or user, it moves there (its row locked while it moves, so two racing moves end in one).
+   */
+  addPushDevice(device: PushDeviceRecord): Promise<PushDeviceResult>;
+  /** Removes this user's token; false if this user had none such. */
+  removePushDevice(userId: string, token: string): Promise<boolean>;
+  /** Removes a token whoever holds it (the push service said it is dead). */
+  removePushDeviceByToken(token: string): Promise<void>;
+  /** This user's tokens on sessions that are not revoked, oldest first. */
+  listPushDevices(userId: string): Promise<PushDeviceRecord[]>;
+}
+
 /** Once-only alerts across every instance that shares the store. */
 export interface AlertClaims {
   /**
    * Claims the alert for one event: true for exactly one caller across every instance sharing
-   * the store, so N instances that all hear an event send its Web Push once, not N times.
+   * the store, so N instances that all hear an event send its alerts once, not N times.
    */
   claimAlert(userId: string, seq: number, now: Date): Promise<boolean>;
 }
@@ -221,6 +256,7 @@ export interface Store
     EventLog,
     SessionStore,
     PushSubscriptionStore,
+    PushDeviceStore,
     AlertClaims,
     SettingsStore,
     ChangeFeed,

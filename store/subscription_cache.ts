@@ -1,8 +1,8 @@
 /**
- * A per-user cache in front of a lookup that runs on every fill: whom to alert by Web Push. Without
- * it, every instance asks Postgres once per fill, even for the many users who never subscribed.
- * Entries are forgotten when the store hears (NOTIFY) that a user's subscriptions changed on any
- * instance, all at once when it may have missed such news (change feed down), and after `ttlMs`
+ * A per-user cache in front of a lookup that runs on every fill: whom to alert (browsers' Web Push
+ * subscriptions and the native apps' FCM/APNs tokens, together). Without it, every instance asks
+ * Postgres once per fill, even for the many users who never subscribed. Entries are forgotten when
+ * the store hears (NOTIFY) that a user's subscriptions or tokens changed on any instance, all at once when it may have missed such news (change feed down), and after `ttlMs`
  * in any case, as a backstop.
  */
 export class SubscriptionCache<T> {

@@ -9,7 +9,7 @@ import { createLogger, silentLogger } from "../log.ts";
 import { assembleBlotter, type RunningBlotter, startBlotter } from "../main.ts";
 import { Hub } from "../realtime/hub.ts";
 import { Metrics } from "../realtime/metrics.ts";
-import { createPushDispatcher } from "../realtime/push.ts";
+import { createPushDispatcher } from "../realtime/push/dispatcher.ts";
 import { createApp } from "../routes/app.ts";
 import { openKvStore } from "../store/kv/mod.ts";
 

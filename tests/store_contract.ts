@@ -419,7 +419,9 @@ export function storeContract(factory: StoreFactory): void {
       created_at: tick().toISOString(),
     });
     assert.deepEqual(await store.listPushSubscriptions(user), []);
-    for (let i = 0; i < 40 && revokedIds.length === 0; i++) {
+    // The revoke reaches listeners through NOTIFY on Postgres: wait for it with a deadline that a
+    // loaded machine cannot miss (10 s), not a guess at how fast it comes.
+    for (let i = 0; i < 200 && revokedIds.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     off();
@@ -469,5 +471,84 @@ export function storeContract(factory: StoreFactory): void {
     assert.equal(await store.setSettingIfAbsent(key, "first"), "first");
     assert.equal(await store.setSettingIfAbsent(key, "second"), "first");
     assert.equal(await store.ping(), true);
+  });
+
+  test("push devices: one row per token; the same session again is unchanged; another session or user takes it", async (store) => {
+    const user = `u-${crypto.randomUUID()}`, other = `v-${crypto.randomUUID()}`;
+    const token = `fcm:${crypto.randomUUID()}_` + "x".repeat(4000);
+    const device = {
+      token,
+      platform: "fcm" as const,
+      user_id: user,
+      session_id: "s1",
+      created_at: tick().toISOString(),
+    };
+    assert.equal(await store.addPushDevice(device), "created");
+    assert.equal(
+      await store.addPushDevice({ ...device, created_at: tick().toISOString() }),
+      "unchanged",
+    );
+    assert.deepEqual(await store.listPushDevices(user), [device], "first registration kept");
+    // Another session of the same user: it moves there.
+    assert.equal(await store.addPushDevice({ ...device, session_id: "s2" }), "moved");
+    assert.deepEqual((await store.listPushDevices(user)).map((d) => d.session_id), ["s2"]);
+    // Another user: it leaves the first user's list.
+    assert.equal(
+      await store.addPushDevice({ ...device, user_id: other, session_id: "s3" }),
+      "moved",
+    );
+    assert.deepEqual(await store.listPushDevices(user), []);
+    assert.deepEqual((await store.listPushDevices(other)).map((d) => d.session_id), ["s3"]);
+    // Only its holder removes it by token and user; the push service's answer removes it anyway.
+    assert.equal(await store.removePushDevice(user, token), false);
+    assert.equal((await store.listPushDevices(other)).length, 1);
+    assert.equal(await store.removePushDevice(other, token), true);
+    assert.deepEqual(await store.listPushDevices(other), []);
+    assert.equal(await store.addPushDevice({ ...device, platform: "apns" }), "created");
+    assert.equal((await store.listPushDevices(user))[0].platform, "apns");
+    await store.removePushDeviceByToken(token);
+    assert.deepEqual(await store.listPushDevices(user), []);
+    // Two racing registrations of one token end with exactly one owner.
+    const racers = Array.from({ length: 6 }, (_, i) => ({
+      ...device,
+      user_id: i % 2 ? user : other,
+      session_id: `r${i}`,
+    }));
+    await Promise.all(racers.map((d) => store.addPushDevice(d)));
+    const owners = [...await store.listPushDevices(user), ...await store.listPushDevices(other)];
+    assert.equal(owners.length, 1);
+  });
+
+  test("push devices: revoking a session deletes its tokens; one registered after the revoke is never used", async (store) => {
+    const user = `u-${crypto.randomUUID()}`;
+    const session = await store.createSession({
+      id: crypto.randomUUID(),
+      user_id: user,
+      label: "phone",
+      created_at: tick().toISOString(),
+    }, `h-${crypto.randomUUID()}`);
+    const keep = await store.createSession({
+      id: crypto.randomUUID(),
+      user_id: user,
+      label: "tablet",
+      created_at: tick().toISOString(),
+    }, `h-${crypto.randomUUID()}`);
+    const at = tick().toISOString();
+    const mk = (token: string, session_id: string) => ({
+      token,
+      platform: "apns" as const,
+      user_id: user,
+      session_id,
+      created_at: at,
+    });
+    await store.addPushDevice(mk(`a-${crypto.randomUUID()}`, session.id));
+    await store.addPushDevice(mk(`b-${crypto.randomUUID()}`, session.id));
+    const kept = mk(`c-${crypto.randomUUID()}`, keep.id);
+    await store.addPushDevice(kept);
+    assert.equal((await store.listPushDevices(user)).length, 3);
+    assert.equal(await store.revokeSession(null, session.id, tick()), true);
+    assert.deepEqual(await store.listPushDevices(user), [kept]);
+    await store.addPushDevice(mk(`late-${crypto.randomUUID()}`, session.id));
+    assert.deepEqual(await store.listPushDevices(user), [kept]);
   });
 }

@@ -3,13 +3,13 @@
  * htmx swaps by element id — the latest row of each order (inserted at the top when new), a toast
  * for fills, rejections, cancels and expiries, and the order page's timeline entries.
  */
-import type { OrderEvent } from "../orders/model.ts";
+import { ALERT_EVENT_TYPES, type OrderEvent } from "../orders/model.ts";
 import type { RealtimeStatus } from "./props.ts";
 import { EVENT_LABEL } from "./format.ts";
 import { OrderRow } from "./order_row.tsx";
 
-/** Event types that earn a toast. */
-const TOAST_TYPES = new Set(["partial_fill", "fill", "rejected", "canceled", "expired"]);
+/** Event types that earn a toast: the same that alert a phone in the background. */
+const TOAST_TYPES = ALERT_EVENT_TYPES;
 
 /** A toast for one event. */
 export function Toast(props: { event: OrderEvent }) {

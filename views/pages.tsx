@@ -1,6 +1,7 @@
 /** The pages: login, the blotter, one order's timeline, devices. Pure: data in, HTML out. */
 import type { Order, OrderEvent } from "../orders/model.ts";
 import type { RealtimeStatus, Session } from "./props.ts";
+import { type AlertChannel, AlertChannels } from "./alert_channels.tsx";
 import { StatusBanner, TimelineEntry } from "./fragments.tsx";
 import { orderSummary, STATUS_LABEL } from "./format.ts";
 import { Layout } from "./layout.tsx";
@@ -184,8 +185,13 @@ export function OrderPage(props: {
   );
 }
 
-/** This user's device sessions; revoke one, or all others. */
-export function DevicesPage(props: { user: string; sessions: Session[]; current: string }) {
+/** Per session id, how background alerts reach it (a session not listed gets none). */
+export type SessionAlerts = Record<string, AlertChannel[]>;
+
+/** This user's device sessions, and how each receives alerts; revoke one, or all others. */
+export function DevicesPage(
+  props: { user: string; sessions: Session[]; current: string; alerts?: SessionAlerts },
+) {
   return (
     <Layout title="Devices" user={props.user}>
       <section class="devices">
@@ -205,7 +211,8 @@ export function DevicesPage(props: { user: string; sessions: Session[]; current:
                   </span>{" "}
                   <span>
                     · last seen <time datetime={s.last_seen_at} data-verb="">{s.last_seen_at}</time>
-                  </span>
+                  </span>{" "}
+                  <AlertChannels channels={props.alerts?.[s.id] ?? []} />
                 </div>
               </div>
               {s.id === props.current

@@ -14,6 +14,7 @@
  *   ["exec", exec_id]                -> { user_id, order_id, seqs } idempotency
  *   ["session", id] / ["token", hash] -> id / ["us", user, id]   sessions
  *   ["push", endpoint] / ["up", user, endpoint]                 push subscriptions
+ *   ["dev", sha256(token)] / ["ud", user, sha256(token)]        native push tokens
  *   ["alert", user, seq]                                          alert claims (expire)
  *   ["setting", key]
  */

@@ -5,6 +5,7 @@
  *   writes.ts    place, cancel/replace and reports: versionstamp-checked atomic writes
  *   reads.ts     order reads, paging and the event log
  *   sessions.ts  sessions        push.ts  push subscriptions and alert claims
+ *   devices.ts   native push tokens (FCM, APNs)
  *
  * KV's `watch()` is not a change log (it coalesces and does not cross processes), so this store
  * publishes to its listeners in-process, after commit, in seq order.
@@ -12,6 +13,7 @@
 import type { Logger } from "../../log.ts";
 import { KeyedMutex } from "../common.ts";
 import type { Store } from "../store.ts";
+import { kvDevices } from "./devices.ts";
 import { type KvContext, LocalChanges } from "./keys.ts";
 import { kvPush } from "./push.ts";
 import { kvEventLog, kvOrderReads } from "./reads.ts";
@@ -60,6 +62,7 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
     ...kvEventLog(kv),
     ...kvSessions(ctx, push),
     ...push,
+    ...kvDevices(kv),
     getSetting,
 
     async setSettingIfAbsent(key, value) {

@@ -1,10 +1,12 @@
 /**
  * Sessions on KV: ["session", id] holds the session, ["token", hash] finds it by bearer token and
  * ["us", user, id] lists a user's devices. A revoke also removes the device's push subscriptions
- * in the same atomic step and tells the in-process listeners, whose streams then end.
+ * and native push tokens in the same atomic step and tells the in-process listeners, whose
+ * streams then end.
  */
 import { AppError } from "../../orders/errors.ts";
 import type { PushSubscriptionStore, Session, SessionStore } from "../store.ts";
+import { deleteSessionDevices } from "./devices.ts";
 import { commitOrBusy, type KvContext } from "./keys.ts";
 
 /** The session store on KV; `push` lists the subscriptions a revoke removes. */
@@ -34,6 +36,7 @@ export function kvSessions(
         op.delete(["push", sub.endpoint]).delete(["up", s.user_id, sub.endpoint]);
       }
     }
+    await deleteSessionDevices(kv, op, s.user_id, sessionId);
     if (!(await commitOrBusy(op)).ok) return await revokeSession(userId, sessionId, now);
     ctx.changes.revoked(sessionId, s.user_id);
     return true;

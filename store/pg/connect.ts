@@ -6,9 +6,17 @@
 import postgres from "postgres";
 import type { Logger } from "../../log.ts";
 import { AppError } from "../../orders/errors.ts";
-import type { ChangeListener, ChangeSource, PushSubscriptionRecord } from "../store.ts";
+import type {
+  ChangeListener,
+  ChangeSource,
+  PushDeviceRecord,
+  PushSubscriptionRecord,
+} from "../store.ts";
 import { SubscriptionCache } from "../subscription_cache.ts";
 import { StateCache } from "./state_cache.ts";
+
+/** One alert target of a user: a browser's subscription or a native app's token. */
+export type AlertTarget = PushSubscriptionRecord | PushDeviceRecord;
 
 /** A postgres.js pool. */
 export type Sql = postgres.Sql;
@@ -65,8 +73,11 @@ export interface PgContext {
   readonly inboxChannel: string;
   readonly maxNotifyBytes: number;
   readonly changes: PgChanges;
-  /** Whom to alert, per user (asked on every fill); forgotten on NOTIFY `subs`. */
-  readonly subs: SubscriptionCache<PushSubscriptionRecord>;
+  /**
+   * Whom to alert, per user (asked on every fill): browser subscriptions and native push tokens
+   * together, loaded together; forgotten on NOTIFY `subs` (a change to either) and `revoke`.
+   */
+  readonly subs: SubscriptionCache<AlertTarget>;
   /** Recent users' seqs and order snapshots (a hint the fast write checks); see state_cache.ts. */
   readonly cache: StateCache;
   /**
@@ -109,7 +120,7 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     inboxChannel: `blotter_inbox:${schema}`,
     maxNotifyBytes: options.maxNotifyBytes ?? MAX_PAYLOAD,
     changes: new PgChanges(),
-    subs: new SubscriptionCache<PushSubscriptionRecord>(),
+    subs: new SubscriptionCache<AlertTarget>(),
     cache: new StateCache(options.cacheUsers),
     instance: `${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}|`,
     closed: false,

@@ -11,7 +11,9 @@
  *   reads.ts        order reads, paging and the event log
  *   feed.ts         the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks
  *   sessions.ts     sessions
- *   push.ts         push subscriptions, alert claims and the subscription cache
+ *   push.ts         push subscriptions, alert claims and the alert-target cache
+ *   devices.ts      native push tokens (FCM, APNs)
+ *   alert_targets.ts  whom to alert (both of the above), cached per user, forgotten on NOTIFY
  *   inbox.ts        the SQL inbox drain
  *
  * Every write either locks the user's counter row (a short transaction) or advances it only if it
@@ -24,6 +26,7 @@ import { pgActions } from "./actions.ts";
 import { connect, type PgStoreOptions, query } from "./connect.ts";
 import { startListening } from "./feed.ts";
 import { inboxDrain } from "./inbox.ts";
+import { pgDevices } from "./devices.ts";
 import { pgPush } from "./push.ts";
 import { pgEventLog, pgOrderReads } from "./reads.ts";
 import { ReportGroups } from "./reports.ts";
@@ -65,6 +68,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
     ...eventLog,
     ...pgSessions(ctx),
     ...pgPush(ctx),
+    ...pgDevices(ctx),
 
     getSetting,
 

@@ -84,8 +84,8 @@ export function pgSessions(ctx: PgContext): SessionStore {
     },
 
     async revokeSession(userId, sessionId, now) {
-      // One statement, so atomic: revoke, drop the device's push subscriptions, tell every
-      // instance.
+      // One statement, so atomic: revoke, drop the device's push subscriptions and native push
+      // tokens, tell every instance (whose alert-target caches forget this user on `revoke`).
       const rows = await query(ctx, (sql) =>
         sql<{ user_id: string }[]>`
           with r as (
@@ -95,6 +95,9 @@ export function pgSessions(ctx: PgContext): SessionStore {
             returning user_id
           ), d as (
             delete from push_subscriptions where session_id = ${sessionId}
+              and exists (select 1 from r)
+          ), dd as (
+            delete from push_devices where session_id = ${sessionId}
               and exists (select 1 from r)
           )
           select user_id, pg_notify(${ctx.channel},

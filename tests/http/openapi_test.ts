@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { ExecutionReport, OrderRequest, OrderSchema, ReplaceRequest } from "../../orders/model.ts";
 import { EXAMPLES } from "../../routes/openapi.ts";
+import { PUSH_EXAMPLES } from "../../routes/openapi_push.ts";
+import { PushDeviceBody } from "../../routes/push.ts";
 import { withApp } from "../helpers.ts";
 
 Deno.test("openapi: every /api/v1 route is documented and every example validates", async () => {
@@ -21,4 +23,5 @@ Deno.test("openapi: every /api/v1 route is documented and every example validate
   ReplaceRequest.parse(EXAMPLES.ReplaceRequest);
   ExecutionReport.parse(EXAMPLES.ExecutionReport);
   OrderSchema.parse(EXAMPLES.Order);
+  PushDeviceBody.parse(PUSH_EXAMPLES.PushDevice);
 });

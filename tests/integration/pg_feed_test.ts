@@ -312,6 +312,51 @@ t(
 );
 
 t(
+  "a device token registered, moved or revoked on one instance is seen by the other's next lookup",
+  async (schema) => {
+    // The alert-target cache holds native tokens too; every change must reach the other instance.
+    const a = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    const b = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 2 });
+    try {
+      const session = (user: string) =>
+        b.createSession({
+          id: crypto.randomUUID(),
+          user_id: user,
+          label: "phone",
+          created_at: new Date().toISOString(),
+        }, `h-${crypto.randomUUID()}`);
+      const [mia, ned] = [await session("mia"), await session("ned")];
+      const device = {
+        token: `apns-${crypto.randomUUID()}`,
+        platform: "apns" as const,
+        user_id: "mia",
+        session_id: mia.id,
+        created_at: new Date().toISOString(),
+      };
+      const onA = async (user: string) => (await a.listPushDevices(user)).length;
+      assert.equal(await onA("mia"), 0); // A now holds "nobody" for mia
+      assert.equal(await onA("ned"), 0);
+      assert.equal(await b.addPushDevice(device), "created");
+      await eventually(async () => (await onA("mia")) === 1);
+      assert.equal(
+        await b.addPushDevice({ ...device, user_id: "ned", session_id: ned.id }),
+        "moved",
+      );
+      await eventually(async () => (await onA("mia")) === 0 && (await onA("ned")) === 1);
+      await b.revokeSession(null, ned.id, new Date()); // the auth service signs ned's phone out
+      await eventually(async () => (await onA("ned")) === 0);
+      assert.equal(await b.addPushDevice(device), "created");
+      await eventually(async () => (await onA("mia")) === 1);
+      await b.removePushDeviceByToken(device.token); // as after a 410 from APNs
+      await eventually(async () => (await onA("mia")) === 0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+);
+
+t(
   "a push subscription added while an instance's feed is down is seen once it is back",
   async (schema) => {
     // The NOTIFY is missed; the instance must not go on trusting what it cached before.

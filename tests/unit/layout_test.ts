@@ -19,6 +19,7 @@ const MAX_LINES = 300;
  * - serve.ts (the HTTP server adapter) sits beside main.ts: it takes an app and serves it.
  * - config.ts and log.ts are on the ground floor beside orders/: every floor may use the settings
  *   and the logger, except views/ (pure markup from orders/ types) and orders/ (imports nothing).
+ *   config_native.ts (the FCM/APNs settings) is config.ts's own part, below it.
  */
 const FLOORS: Record<string, readonly string[]> = {
   "main.ts": [
@@ -41,7 +42,8 @@ const FLOORS: Record<string, readonly string[]> = {
   views: ["orders"],
   store: ["orders", "config.ts", "log.ts"],
   orders: [],
-  "config.ts": [],
+  "config.ts": ["config_native.ts"],
+  "config_native.ts": [],
   "log.ts": [],
   // Tooling and browser files: they import nothing of the server.
   diagram: [],
