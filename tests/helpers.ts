@@ -21,21 +21,6 @@ export interface TestServer extends RunningBlotter {
   url: string;
 }
 
-/**
- * The one place Deno's leak sanitizers (ops and resources) are turned off; every other test keeps
- * them on. `reason` says why this test cannot pass them — e.g. a streaming response body that
- * Deno's HTTP server finishes closing after the test has returned, or a child process's pipes.
- */
-export function testWithoutSanitizers(
-  name: string,
-  reason: string,
-  fn: (t: Deno.TestContext) => void | Promise<void>,
-  options: { ignore?: boolean } = {},
-): void {
-  if (reason.trim() === "") throw new Error(`say why ${name} turns the sanitizers off`);
-  Deno.test({ name, ignore: options.ignore, sanitizeOps: false, sanitizeResources: false, fn });
-}
-
 /** Test-friendly settings (KV in memory, dev auth, no venue, no rate limits) plus `env`. */
 function testConfig(env: Record<string, string>): Config {
   return loadConfig({

@@ -7,7 +7,6 @@ import { AppError } from "../orders/errors.ts";
 import { uuidv7 } from "../orders/ids.ts";
 import { ExecutionReport, OrderRequest, type UserEvent } from "../orders/model.ts";
 import type { ApplyResult, Store } from "../store/store.ts";
-import { testWithoutSanitizers } from "./helpers.ts";
 
 /** How a backend's test file opens a fresh, empty store and disposes of it. */
 export interface StoreFactory {
@@ -15,8 +14,6 @@ export interface StoreFactory {
   open(): Promise<Store>;
   /** Skip reason when the backend is unavailable here (null: run). */
   ignore?: boolean;
-  /** Why this backend's cases must run without Deno's sanitizers (absent: they run with them). */
-  sanitizersOffBecause?: string;
 }
 
 const T0 = new Date("2026-11-24T14:30:00.000Z");
@@ -60,11 +57,7 @@ export function storeContract(factory: StoreFactory): void {
       }
     };
     const fullName = `${factory.name}: ${name}`;
-    if (factory.sanitizersOffBecause) {
-      testWithoutSanitizers(fullName, factory.sanitizersOffBecause, withStore, {
-        ignore: factory.ignore,
-      });
-    } else Deno.test({ name: fullName, ignore: factory.ignore, fn: withStore });
+    Deno.test({ name: fullName, ignore: factory.ignore, fn: withStore });
   };
 
   test("placing an order appends pending_new as the user's seq 1, 2, 3", async (store) => {
