@@ -71,8 +71,11 @@ create index if not exists push_subscriptions_by_user on push_subscriptions (use
 
 -- Native apps' push tokens (FCM, APNs), one row per token, tied to the device session that
 -- registered it: deleted with the session; registered again elsewhere, the row moves.
+-- Keyed by the token's SHA-256 (hex): a token may be 4,096 characters (CONTRACT), more than a
+-- btree entry holds (~2,700 bytes).
 create table if not exists push_devices (
-  token text primary key,
+  token_hash text primary key,
+  token text not null,
   platform text not null check (platform in ('fcm', 'apns')),
   user_id text not null,
   session_id text not null,

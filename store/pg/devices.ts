@@ -6,15 +6,17 @@
  */
 import type { PushDeviceStore } from "../store.ts";
 import { alertTargets, forgetTargets, isDevice, targetsChanged } from "./alert_targets.ts";
+import { hashToken } from "../common.ts";
 import { type PgContext, query } from "./connect.ts";
 
 /** The device token store on Postgres. */
 export function pgDevices(ctx: PgContext): PushDeviceStore {
   const removeWhere = async (token: string, userId: string | null) => {
+    const key = await hashToken(token);
     const rows = await query(ctx, (sql) =>
       sql<{ user_id: string }[]>`
         with d as (
-          delete from push_devices where token = ${token}
+          delete from push_devices where token_hash = ${key}
             ${userId === null ? sql`` : sql`and user_id = ${userId}`}
           returning user_id
         )
@@ -25,18 +27,19 @@ export function pgDevices(ctx: PgContext): PushDeviceStore {
 
   return {
     async addPushDevice(device) {
+      const key = await hashToken(device.token);
       const rows = await query(
         ctx,
         (sql) =>
           sql<{ user_id: string; prev_user: string | null; prev_session: string | null }[]>`
           with prev as (
             -- Locked, so a registration of the same token racing this one is seen, not missed.
-            select user_id, session_id from push_devices where token = ${device.token} for update
+            select user_id, session_id from push_devices where token_hash = ${key} for update
           ), up as (
-            insert into push_devices (token, platform, user_id, session_id, created_at)
-            values (${device.token}, ${device.platform}, ${device.user_id}, ${device.session_id},
-                    ${device.created_at})
-            on conflict (token) do update set platform = excluded.platform,
+            insert into push_devices (token_hash, token, platform, user_id, session_id, created_at)
+            values (${key}, ${device.token}, ${device.platform}, ${device.user_id},
+                    ${device.session_id}, ${device.created_at})
+            on conflict (token_hash) do update set platform = excluded.platform,
               user_id = excluded.user_id, session_id = excluded.session_id,
               -- The same session again keeps when it first registered; a move starts afresh.
               created_at = case when push_devices.session_id = excluded.session_id
