@@ -63,6 +63,8 @@ const MAX_QUEUE = 10_000;
 const WORKERS: Record<Lane, number> = { event: 4, web: 4, fcm: 4, apns: 4 };
 /** Tries per alert and target, the first included. */
 const MAX_ATTEMPTS = 3;
+/** The longest Retry-After an alert waits out; past it the alert is given up, not sent early. */
+const MAX_RETRY_WAIT_MS = 60_000;
 
 /** Backoff before retry `attempt` (1-based) when the service did not say: ~1 s, ~2 s, jittered. */
 function backoffMs(attempt: number): number {
@@ -169,8 +171,10 @@ export async function createPushDispatcher(deps: {
         log.info("push target gone; deleted", { ...fields, reason: outcome.reason });
         return;
       case "retry":
-        if (job.attempt < MAX_ATTEMPTS && !closed) {
-          const wait = outcome.retryAfterMs ?? backoffMs(job.attempt);
+        const wait = outcome.retryAfterMs ?? backoffMs(job.attempt);
+        // Retry-After is honoured, never cut short: an alert the service wants held for longer
+        // than it is worth is given up instead (a fill alert a minute late says little).
+        if (job.attempt < MAX_ATTEMPTS && !closed && wait <= MAX_RETRY_WAIT_MS) {
           metrics.pushes.inc({ platform, outcome: "retried" });
           log.debug("push will be retried", { ...fields, reason: outcome.reason, wait_ms: wait });
           const timer = setTimeout(() => {

@@ -39,20 +39,16 @@ export function requestSignal(timeoutMs: number, signal?: AbortSignal): AbortSig
 }
 
 /**
- * A `Retry-After` header in milliseconds (seconds or an HTTP date), capped so a service cannot
- * park an alert for longer than it is worth; null when absent or unreadable.
+ * A `Retry-After` header in milliseconds (seconds or an HTTP date), as the service said it; null
+ * when absent or unreadable. The dispatcher gives an alert up rather than retry it early.
  */
-export function retryAfterMs(
-  header: string | null,
-  now = Date.now(),
-  capMs = 60_000,
-): number | null {
+export function retryAfterMs(header: string | null, now = Date.now()): number | null {
   if (!header) return null;
   const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed) * 1000, capMs);
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
   const at = Date.parse(trimmed);
   if (Number.isNaN(at)) return null;
-  return Math.min(Math.max(at - now, 0), capMs);
+  return Math.max(at - now, 0);
 }
 
 /** The outcome for an answer every platform treats alike: 429 and 5xx are worth another try. */
