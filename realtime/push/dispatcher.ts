@@ -170,7 +170,7 @@ export async function createPushDispatcher(deps: {
         metrics.pushes.inc({ platform, outcome: "token_deleted" });
         log.info("push target gone; deleted", { ...fields, reason: outcome.reason });
         return;
-      case "retry":
+      case "retry": {
         const wait = outcome.retryAfterMs ?? backoffMs(job.attempt);
         // Retry-After is honoured, never cut short: an alert the service wants held for longer
         // than it is worth is given up instead (a fill alert a minute late says little).
@@ -188,6 +188,7 @@ export async function createPushDispatcher(deps: {
         metrics.pushes.inc({ platform, outcome: "failed" });
         log.warn("push failed after retries", { ...fields, reason: outcome.reason });
         return;
+      }
       case "failed":
         metrics.pushes.inc({ platform, outcome: "failed" });
         log.warn("push refused", { ...fields, reason: outcome.reason });
