@@ -77,12 +77,18 @@ export function openWriters(ctx: PgContext): Writers {
     (onclose) =>
       postgres(ctx.url, {
         max: 1,
-        // Every statement planned for its own parameters (still prepared: parsed once, sent in
-        // one round trip). A generic plan Postgres settles on after five runs is made from the
-        // statistics of the moment and kept until the table is analyzed: one made while a table
-        // was small scans it, and keeps scanning as it grows (seen with the exec_id check; would
-        // be the fast write's user_seqs update). Planning is cheap next to that.
-        connection: { ...ctx.connection, plan_cache_mode: "force_custom_plan" },
+        // Every statement planned once per connection (a generic plan), never from the
+        // statistics of the moment: writers only touch rows by key, so with sequential scans
+        // ruled out every plan is an index lookup, however small a table was when it was
+        // planned (a generic plan made on a small table scanned it, and kept scanning as it
+        // grew: seen with the exec_id check and the fast write's user_seqs update;
+        // tests/store/pg_indexes_test.ts). Planning the fast write afresh for each group cost
+        // more than a third of Postgres' CPU for a report written alone (bench/README.md).
+        connection: {
+          ...ctx.connection,
+          plan_cache_mode: "force_generic_plan",
+          enable_seqscan: "off",
+        },
         onnotice: () => {},
         connect_timeout: 5,
         // Never recycled under a transaction (the default lifetime is 30-60 min): a writer's
