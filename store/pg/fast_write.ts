@@ -12,13 +12,12 @@
  * an unknown order may really be a duplicate exec_id (whose answer is its first result, not a
  * 409), which only the locked path can tell.
  */
-import postgres from "postgres";
 import { uuidv7 } from "../../orders/ids.ts";
 import * as lifecycle from "../../orders/lifecycle.ts";
 import type { ExecutionReport, Order } from "../../orders/model.ts";
 import { eventsFromSteps } from "../common.ts";
 import type { ApplyResult } from "../store.ts";
-import { changeRows, Changes, notices } from "./changes.ts";
+import { BOOL_ARRAY, changeRows, Changes, notices } from "./changes.ts";
 import type { PgContext, Sql } from "./connect.ts";
 
 /** A report waiting to be group-committed, with its caller's answer. */
@@ -52,7 +51,7 @@ export interface FastPlan {
  */
 export async function loadMissing(ctx: PgContext, sql: Sql, orderIds: string[]): Promise<void> {
   if (orderIds.length === 0) return;
-  // On a writer: prepared, one round trip, planned afresh each time (transaction.ts).
+  // On a writer: prepared, one round trip, planned once per connection (transaction.ts).
   const rows = await sql<{ user_id: string; seq: string; body: Order }[]>`
     select o.user_id, s.seq, o.body from orders o join user_seqs s on s.user_id = o.user_id
     where o.id = any(${orderIds}::uuid[])`;
@@ -131,50 +130,58 @@ export function planFast(ctx: PgContext, group: PendingReport[]): FastPlan {
  * (or a unique violation) when it wrote nothing because the cache was not the truth.
  */
 export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unknown> {
-  const { orders, events, users, lastSeqs, executions } = changeRows(plan.changes);
-  const json = (v: unknown) => sql.json(v as postgres.JSONValue);
+  const { orders: o, events: e, users, lastSeqs, executions: x } = changeRows(plan.changes);
   return sql.unsafe(
     `with l as (
       -- The owners' rows locked in user_id order, as the locked path locks them (reports.ts):
       -- in arrival order, a fast write and a locked group on another instance could deadlock.
-      select user_id from user_seqs where user_id = any($3::text[]) order by user_id for update
+      select user_id from user_seqs where user_id = any($1::text[]) order by user_id for update
     ), s as (
       update user_seqs u set seq = v.to_seq
-      from unnest($3::text[], $4::bigint[], $5::bigint[]) as v(user_id, from_seq, to_seq)
+      from unnest($1::text[], $2::bigint[], $3::bigint[]) as v(user_id, from_seq, to_seq)
       where u.user_id = v.user_id and u.seq = v.from_seq and (select count(*) from l) >= 0
       returning 1
     ), o as (
       insert into orders (id, user_id, client_order_id, final, body)
-      select (x->'body'->>'id')::uuid, x->>'u', x->'body'->>'client_order_id',
-             (x->>'final')::boolean, x->'body'
-      from json_array_elements($1::json) x
+      select id, u, c, f, b::json
+      from unnest($4::uuid[], $5::text[], $6::text[], $7::boolean[], $8::text[]) as v(id, u, c, f, b)
       on conflict (id) do update set final = excluded.final, body = excluded.body
     ), e as (
       insert into order_events (user_id, seq, order_id, at, body)
-      select x->>'u', (x->'e'->>'seq')::bigint, (x->'e'->'order'->>'id')::uuid,
-             (x->'e'->>'at')::timestamptz, x->'e'
-      from json_array_elements($2::json) x
+      select u, seq, oid, at, b::json
+      from unnest($9::text[], $10::bigint[], $11::uuid[], $12::timestamptz[], $13::text[])
+        as v(u, seq, oid, at, b)
     ), x as (
       insert into executions (exec_id, user_id, order_id, seqs)
-      select x->>'exec_id', x->>'user_id', (x->>'order_id')::uuid,
-             array(select json_array_elements_text(x->'seqs'))::bigint[]
-      from json_array_elements($6::json) x
+      select id, u, oid, s::bigint[]
+      from unnest($14::text[], $15::text[], $16::uuid[], $17::text[]) as v(id, u, oid, s)
     )
-    select pg_notify($7, p) from unnest($8::text[]) as p
-    where blotter_expect_advanced((select count(*) from s)::integer, $9::integer)`,
+    select pg_notify($18, p) from unnest($19::text[]) as p
+    where blotter_expect_advanced((select count(*) from s)::integer, $20::integer)`,
     [
-      json(orders),
-      json(events),
       users,
       users.map((u) => plan.fromSeq.get(u)!),
       lastSeqs,
-      json(executions),
+      o.ids,
+      o.users,
+      o.clientIds,
+      sql.array(o.finals, BOOL_ARRAY),
+      o.bodies,
+      e.users,
+      e.seqs,
+      e.orderIds,
+      e.ats,
+      e.bodies,
+      x.ids,
+      x.users,
+      x.orderIds,
+      x.seqs,
       ctx.channel,
       notices(ctx, plan.changes.byUser),
       users.length,
     ],
     // Prepared (postgres.js sends an unprepared statement with parameters in two round trips:
-    // describe, then execute); the writers plan it afresh for each group (transaction.ts).
+    // describe, then execute); the writers plan it once per connection (transaction.ts).
     { prepare: true },
   );
 }

@@ -65,6 +65,53 @@ Deno.test({
 });
 
 Deno.test({
+  name: "postgres: text travels through both write paths byte for byte (quotes, backslashes, unicode)",
+  ignore: NO_POSTGRES,
+  async fn() {
+    // Bodies go to Postgres as elements of text[] parameters (changes.ts), so postgres.js escapes
+    // them for the array literal and Postgres unescapes them: a slip shows as a changed string.
+    const schema = freshSchema();
+    const a = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
+    const b = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
+    const odd = `a"b\\c{d},e'f\\"g}NULL`;
+    const reason = `"quoted" \\ back\\slash {braces,commas} NULL \n new line; ünïcödé 中文 📈`;
+    try {
+      const placed = await a.placeOrder(
+        "odd",
+        OrderRequest.parse({
+          symbol: "AAPL",
+          asset_class: "stock",
+          side: "buy",
+          qty: "50",
+          client_order_id: odd,
+        }),
+        new Date(),
+      );
+      const accepted = await a.applyReport(rep(placed.order.id, "new"), new Date()); // now cached
+      const filled = await a.applyReport(
+        rep(placed.order.id, "partial_fill", { last_qty: "1", last_price: "2" }),
+        new Date(),
+      );
+      const canceled = await a.applyReport(
+        rep(placed.order.id, "canceled", { reason }),
+        new Date(),
+      );
+      // Read back by the other instance, which has nothing cached: what Postgres stored.
+      const stored = await b.eventsSince("odd", 0, 100);
+      const all = [placed, accepted, filled, canceled].flatMap((r) => r.events);
+      assert.deepEqual(stored, all);
+      assert.equal(stored.at(-1)!.order.client_order_id, odd);
+      assert.equal(stored.at(-1)!.reason, reason);
+      assert.deepEqual(await b.getOrder("odd", placed.order.id), canceled.order);
+    } finally {
+      await a.close();
+      await b.close();
+      await dropSchema(schema);
+    }
+  },
+});
+
+Deno.test({
   name:
     "postgres fast path: a group whose users arrived out of user_id order does not deadlock with another instance's locked path",
   ignore: NO_POSTGRES,
