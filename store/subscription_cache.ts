@@ -7,6 +7,8 @@
  */
 export class SubscriptionCache<T> {
   readonly #entries = new Map<string, { value: readonly T[]; at: number }>();
+  /** Lookups under way, so that concurrent misses for one user ask the store once. */
+  readonly #inFlight = new Map<string, { epoch: number; value: Promise<T[]> }>();
   /** Bumped by every forget/clear: a lookup that raced one must not fill the cache. */
   #epoch = 0;
 
@@ -18,16 +20,28 @@ export class SubscriptionCache<T> {
 
   /**
    * The user's cached list, or `fetch`'s answer (cached unless something was forgotten while it
-   * ran). With `usable` false (news may be missed right now) the cache is neither read nor filled.
+   * ran). A miss while another lookup for the user is under way, with nothing forgotten since it
+   * began, shares that lookup's answer: every fill asks for the browser and the native targets at
+   * once, and each would otherwise run both queries. With `usable` false (news may be missed right
+   * now) the cache is neither read nor filled, nor a lookup shared.
    */
   async get(userId: string, fetch: () => Promise<T[]>, usable: boolean): Promise<T[]> {
     if (usable) {
       const hit = this.#entries.get(userId);
       if (hit && this.now() - hit.at < this.ttlMs) return [...hit.value];
       if (hit) this.#entries.delete(userId);
+      const flying = this.#inFlight.get(userId);
+      if (flying && flying.epoch === this.#epoch) return [...(await flying.value)];
     }
     const epoch = this.#epoch;
-    const value = await fetch();
+    const lookup = fetch();
+    if (usable) this.#inFlight.set(userId, { epoch, value: lookup });
+    let value: T[];
+    try {
+      value = await lookup;
+    } finally {
+      if (this.#inFlight.get(userId)?.value === lookup) this.#inFlight.delete(userId);
+    }
     if (usable && epoch === this.#epoch) {
       // Oldest first out (a Map keeps insertion order): bounded memory, however many users.
       if (this.#entries.size >= this.maxUsers) {

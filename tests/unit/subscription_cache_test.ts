@@ -78,3 +78,45 @@ Deno.test("subscription cache: entries expire after the TTL; the oldest go past 
   await cache.get("u", src.fetch, true);
   assert.equal(src.calls, 5);
 });
+
+Deno.test("subscription cache: concurrent misses for one user share one lookup", async () => {
+  const cache = new SubscriptionCache<string>();
+  const src = source(["a"]);
+  let release!: () => void;
+  const gated = async () => {
+    const answer = await src.fetch();
+    await new Promise<void>((r) => (release = r));
+    return answer;
+  };
+  const first = cache.get("u", gated, true);
+  const second = cache.get("u", gated, true); // joins the lookup under way
+  while (!release) await Promise.resolve();
+  release();
+  assert.deepEqual(await first, ["a"]);
+  const shared = await second;
+  assert.deepEqual(shared, ["a"]);
+  assert.equal(src.calls, 1);
+  // Each caller has its own copy.
+  shared.push("mutated");
+  assert.deepEqual(await cache.get("u", src.fetch, true), ["a"]);
+});
+
+Deno.test("subscription cache: a miss after a forget does not join the older lookup", async () => {
+  const cache = new SubscriptionCache<string>();
+  const src = source(["old"]);
+  let release!: () => void;
+  const gated = async () => {
+    const answer = await src.fetch();
+    await new Promise<void>((r) => (release = r));
+    return answer;
+  };
+  const stale = cache.get("u", gated, true);
+  while (!release) await Promise.resolve();
+  src.value = ["new"];
+  cache.forget("u"); // the change committed while the first lookup was under way
+  assert.deepEqual(await cache.get("u", src.fetch, true), ["new"]);
+  release();
+  assert.deepEqual(await stale, ["old"]);
+  assert.equal(src.calls, 2);
+  assert.deepEqual(await cache.get("u", src.fetch, true), ["new"]);
+});
