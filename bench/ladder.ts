@@ -24,6 +24,12 @@ export interface LadderOptions {
   /** After sending ends: how long queued reports may wait for a connection. */
   drainSeconds: number;
   gc: boolean;
+  /**
+   * An unmeasured step first (reports/s and seconds; 0 s for none), so that every user's caches
+   * are filled and the JIT has done its work before anything is measured, as on a server that
+   * has been up for a while.
+   */
+  warmup: { rate: number; seconds: number };
   /** CPU µs so far of the target's Postgres, when it has one. */
   postgresCpu: (() => number) | null;
   extra: Record<string, unknown>;
@@ -75,6 +81,7 @@ export async function runLadder(target: Target, o: LadderOptions) {
   );
   const steps = [];
   try {
+    if (o.warmup.seconds > 0) await warmUp(target, sender, sink, o);
     for (const [i, rate] of o.rates.entries()) {
       const step = i + 1;
       console.error(`${target.name}: step ${step}, ${rate} reports/s for ${o.seconds} s`);
@@ -178,6 +185,35 @@ export async function runLadder(target: Target, o: LadderOptions) {
   printTable(target.name, idle, steps);
   console.log(JSON.stringify(summary));
   return { idle, steps, summary };
+}
+
+/** The unmeasured step 0: sends, waits for its deliveries, prints one line, then rests 2 s. */
+async function warmUp(target: Target, sender: Sender, sink: Sink, o: LadderOptions) {
+  const { rate, seconds } = o.warmup;
+  console.error(`${target.name}: warm-up, ${rate} reports/s for ${seconds} s (not measured)`);
+  const d = new Deliveries(0, Math.ceil(rate * seconds) + 1, o.devicesPerUser);
+  sink.current = d;
+  const sent = await sender.run({
+    rate,
+    seconds,
+    batch: o.batch,
+    drainSeconds: o.drainSeconds,
+    report: (n, at) => target.report(0, n, at),
+  });
+  const expected = sent.accepted * o.devicesPerUser;
+  for (let i = 0; i < 100 && d.received < expected; i++) await sleep(100);
+  console.log(JSON.stringify({
+    kind: "warmup",
+    target: target.name,
+    rate_target: rate,
+    seconds,
+    reports_accepted: sent.accepted,
+    delivered: d.received,
+    deliveries_expected: expected,
+    latency_ms: d.percentiles(),
+  }));
+  sink.current = null;
+  await sleep(2000);
 }
 
 type Step = Awaited<ReturnType<typeof runLadder>>["steps"][number];

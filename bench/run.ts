@@ -19,6 +19,14 @@ import { startBlotter, startSocketIo, type Target } from "./targets.ts";
 
 const TARGETS = ["postgres", "kv", "socketio"] as const;
 
+/** `--warmup RATExSECONDS` (e.g. 500x5), or 0 for none. */
+function warmupOption(v: string): { rate: number; seconds: number } {
+  if (v === "0") return { rate: 0, seconds: 0 };
+  const [rate, seconds] = v.split("x").map(Number);
+  if (!(rate > 0 && seconds > 0)) throw new Error(`--warmup wants RATExSECONDS or 0, not ${v}`);
+  return { rate, seconds };
+}
+
 /** Parses the flags; `defaultTargets` differs between `bench` and `bench:socketio`. */
 function options(defaultTargets: string) {
   const { values } = parseArgs({
@@ -39,6 +47,7 @@ function options(defaultTargets: string) {
       "pg-port": { type: "string", default: "5499" },
       "fsync-seconds": { type: "string", default: "2" },
       "heartbeat-ms": { type: "string" },
+      warmup: { type: "string", default: "500x5" },
     },
   });
   const devices = Number(values.devices);
@@ -57,6 +66,7 @@ function options(defaultTargets: string) {
     batch: Number(values.batch),
     drainSeconds: Number(values.drain),
     gc: !values["no-gc"],
+    warmup: warmupOption(values.warmup),
     runtime: values.runtime === "deno" ? "deno" as const : "node" as const,
     pgPort: Number(values["pg-port"]),
     fsyncSeconds: Number(values["fsync-seconds"]),
@@ -163,6 +173,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
         batch: o.batch,
         drainSeconds: o.drainSeconds,
         gc: o.gc,
+        warmup: o.warmup,
         postgresCpu: name === "postgres" ? cluster!.cpuMicros : null,
         extra: name === "socketio" ? { server_runtime: o.runtime } : {},
       });
