@@ -77,17 +77,20 @@ export function openWriters(ctx: PgContext): Writers {
     (onclose) =>
       postgres(ctx.url, {
         max: 1,
-        // Every statement planned once per connection (a generic plan), never from the
-        // statistics of the moment: writers only touch rows by key, so with sequential scans
-        // ruled out every plan is an index lookup, however small a table was when it was
-        // planned (a generic plan made on a small table scanned it, and kept scanning as it
-        // grew: seen with the exec_id check and the fast write's user_seqs update;
-        // tests/store/pg_indexes_test.ts). Planning the fast write afresh for each group cost
-        // more than a third of Postgres' CPU for a report written alone (bench/README.md).
+        // Every statement planned once per connection (a generic plan, made on the first run
+        // and kept until the table is analyzed), with every plan that reads a whole table or a
+        // whole index ruled out: writers only touch rows by key, so the plan left is index
+        // lookups in nested loops, right at any table size. A generic plan made while a table
+        // was small otherwise scanned it, and kept scanning as it grew (seen with the exec_id
+        // check and the fast write's user_seqs update; tests/store/pg_indexes_test.ts counts
+        // rows and index entries read). Planning the fast write afresh for each group cost more
+        // than a third of Postgres' CPU for a report written alone (bench/README.md).
         connection: {
           ...ctx.connection,
           plan_cache_mode: "force_generic_plan",
           enable_seqscan: "off",
+          enable_hashjoin: "off",
+          enable_mergejoin: "off",
         },
         onnotice: () => {},
         connect_timeout: 5,

@@ -137,6 +137,14 @@ Deno.test({
       // The scans while the table was small read a few thousand rows in all; one scan of the
       // grown table alone would read 51,000.
       assert.ok(Number(read) < 50_000, `executions scanned after it grew (${read} rows read)`);
+      // Nor a whole index: a hash or merge join over a full index scan grows with the table too.
+      const [{ entries }] = await sql<{ entries: string }[]>`
+        select coalesce(sum(idx_tup_read), 0) as entries from pg_stat_user_indexes
+        where relid = 'executions'::regclass`;
+      assert.ok(
+        Number(entries) < 50_000,
+        `the executions index read whole (${entries} entries read)`,
+      );
     } finally {
       await sql.end();
       if (!closed) await store.close();
@@ -189,6 +197,14 @@ Deno.test({
         select seq_tup_read as read from pg_stat_user_tables where relid = 'user_seqs'::regclass`;
       // One scan of the grown table alone would read 50,010 rows.
       assert.ok(Number(read) < 50_000, `user_seqs scanned after it grew (${read} rows read)`);
+      // Nor a whole index: a hash or merge join over a full index scan grows with the table too.
+      const [{ entries }] = await sql<{ entries: string }[]>`
+        select coalesce(sum(idx_tup_read), 0) as entries from pg_stat_user_indexes
+        where relid = 'user_seqs'::regclass`;
+      assert.ok(
+        Number(entries) < 50_000,
+        `the user_seqs index read whole (${entries} entries read)`,
+      );
     } finally {
       await sql.end();
       if (!closed) await store.close();
