@@ -6,6 +6,7 @@
  *
  *   deno task bench [--targets postgres,kv,socketio] [--users 2500] [--devices 2]
  *                   [--rates 1000,2000,4000,8000] [--seconds 10] [--connections 64] [--batch 1]
+ *                   [--warmup 500x5 (RATExSECONDS of an unmeasured first step, or 0)]
  *   deno task bench:socketio [same flags]   (the yardstick alone)
  *
  * Nothing here is a test and nothing asserts a time. Every process and the temporary cluster are

@@ -111,7 +111,7 @@ export async function startBlotter(opts: {
       Deno.execPath(),
       "run",
       "-A",
-      // BENCH_V8_FLAGS adds V8 flags to the server's, e.g. --trace-gc to see its collections.
+      // BENCH_V8_FLAGS adds V8 flags to the server's (comma-separated), e.g. --trace-gc.
       `--v8-flags=${["--expose-gc", Deno.env.get("BENCH_V8_FLAGS")].filter(Boolean).join(",")}`,
       ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
       `${ROOT}main.ts`,

@@ -66,12 +66,15 @@ export interface HubOptions {
 }
 
 /**
- * How often the heartbeat timer ticks at most. Each tick beats one slice of the streams, and each
- * stream is in one slice, so every stream still gets one heartbeat per interval while no tick
+ * How often the heartbeat timer ticks at most (an interval under 1 s ticks ten times in it, one
+ * over 15 s every interval/150). Each tick beats one slice of the streams, and each stream is in
+ * one slice, so every stream still gets one heartbeat per interval while no tick
  * writes to all of them: at 5,000 streams one tick for all blocked the event loop for ~100 ms
  * every interval, and every report arriving meanwhile waited that long (the bench's p99).
  */
 const HEARTBEAT_TICK_MS = 100;
+/** At most this many slices (a long HEARTBEAT_MS ticks less often instead of holding more). */
+const MAX_HEARTBEAT_SLICES = 150;
 
 /** The in-memory fan-out from the change feed to open streams. */
 export class Hub {
@@ -88,8 +91,11 @@ export class Hub {
   constructor(options: HubOptions) {
     this.#max = options.maxStreamsPerUser;
     if (options.heartbeatMs) {
-      const tick = Math.max(1, Math.min(HEARTBEAT_TICK_MS, Math.floor(options.heartbeatMs / 10)));
-      const count = Math.max(1, Math.round(options.heartbeatMs / tick));
+      const every = options.heartbeatMs;
+      const finest = Math.max(1, Math.min(HEARTBEAT_TICK_MS, Math.floor(every / 10)));
+      const count = Math.max(1, Math.min(MAX_HEARTBEAT_SLICES, Math.floor(every / finest)));
+      // count × tick ≤ HEARTBEAT_MS: no stream waits longer than the interval for its heartbeat.
+      const tick = Math.max(1, Math.floor(every / count));
       for (let i = 0; i < count; i++) this.#slices.push(new Set());
       let due = 0;
       const timer = setInterval(() => {
