@@ -70,7 +70,7 @@ export class Changes {
  * The rows a `Changes` writes, column by column: the arrays both write statements unnest. Each
  * JSON body travels as its own text, parsed once by Postgres where it is stored; a `json` array
  * taken apart with `->` would be parsed again for every field read out of it (a dozen times per
- * report, most of the statement's CPU; bench/README.md).
+ * report: half of Postgres' CPU per report in large groups; bench/README.md, second pass).
  */
 export function changeRows(c: Changes) {
   const orders = {
@@ -131,7 +131,9 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
       insert into orders (id, user_id, client_order_id, final, body)
       select id, u, c, f, b::json
       from unnest(${o.ids}::uuid[], ${o.users}::text[], ${o.clientIds}::text[],
-                  ${tx.array(o.finals, BOOL_ARRAY)}::boolean[], ${o.bodies}::text[]) as v(id, u, c, f, b)
+                  ${
+    tx.array(o.finals, BOOL_ARRAY)
+  }::boolean[], ${o.bodies}::text[]) as v(id, u, c, f, b)
       on conflict (id) do update set final = excluded.final, body = excluded.body
     ), e as (
       insert into order_events (user_id, seq, order_id, at, body)
