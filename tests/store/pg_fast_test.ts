@@ -65,7 +65,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "postgres: text travels through both write paths byte for byte (quotes, backslashes, unicode)",
+  name:
+    "postgres: text travels through both write paths byte for byte (quotes, backslashes, unicode)",
   ignore: NO_POSTGRES,
   async fn() {
     // Bodies go to Postgres as elements of text[] parameters (changes.ts), so postgres.js escapes
