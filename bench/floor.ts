@@ -7,6 +7,8 @@
  * - HTTP: a POST read and answered 201 by a server that does nothing else (bench/floor/):
  *   Deno.serve bare, Deno.serve + Hono parsing the JSON, Node's http bare; one request per report
  *   over keep-alive connections, at the bench's rates.
+ * - Memory: RSS per idle SSE stream of a minimal server (Deno.serve with a ReadableStream body,
+ *   Node's http with res.write), `--streams` [5000] held open, after a full GC.
  * - Postgres: a durable commit (synchronous_commit on, the bench's own pinned cluster) of one
  *   small row per report, and of ten rows per commit at the same report rate; and what a
  *   postgres.js round trip costs this process (the client), one at a time and ten pipelined.
@@ -15,10 +17,11 @@
  *
  * Nothing here is a test and nothing asserts a time.
  */
+import http from "node:http";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { startCluster } from "./pg_cluster.ts";
-import { freePort, pinSelf, treeCpuMicros } from "./procs.ts";
+import { freePort, pinSelf, rssKb, treeCpuMicros } from "./procs.ts";
 import { Sender } from "./sender.ts";
 
 const { values } = parseArgs({
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "64" },
     "pg-port": { type: "string", default: "5499" },
+    streams: { type: "string", default: "5000" },
   },
 });
 const rates = values.rates.split(",").map(Number);
@@ -88,6 +92,50 @@ async function httpFloor(name: string, argv: string[]) {
     }
   } finally {
     sender.close();
+    server.kill("SIGTERM");
+    await server.status;
+  }
+}
+
+/** RSS per idle stream of a minimal SSE server: `streams` held open, after a full GC. */
+async function streamFloor(name: string, argv: string[]) {
+  const port = freePort();
+  const server = await startServer(argv, port);
+  const count = Number(values.streams);
+  const gc = () => fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.text());
+  const held: http.ClientRequest[] = [];
+  try {
+    await gc();
+    const before = rssKb(server.pid);
+    let open = 0;
+    await new Promise<void>((done, fail) => {
+      for (let i = 0; i < count; i++) {
+        const req = http.get({ host: "127.0.0.1", port, path: "/s", agent: false }, (res) => {
+          res.on("data", () => {});
+          if (++open === count) done();
+        });
+        req.on("error", fail);
+        held.push(req);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    await gc();
+    const kb = (rssKb(server.pid) - before) / count;
+    console.log(
+      JSON.stringify({
+        kind: "floor",
+        what: name,
+        streams: count,
+        kb_per_stream: Math.round(kb * 10) / 10,
+      }),
+    );
+    rows.push(
+      `| ${name} | ${count.toLocaleString("en")} idle streams | — | ${
+        kb.toFixed(1)
+      } KB | per stream (RSS) |`,
+    );
+  } finally {
+    for (const req of held) req.destroy();
     server.kill("SIGTERM");
     await server.status;
   }
@@ -173,6 +221,14 @@ await httpFloor("Deno.serve + Hono", [
   "deno_hono.ts",
 ]);
 await httpFloor("node:http on Node, bare", ["node", "node_bare.mjs"]);
+await streamFloor("SSE on Deno.serve, a ReadableStream body", [
+  deno,
+  "run",
+  "-A",
+  "--v8-flags=--expose-gc",
+  "deno_sse.ts",
+]);
+await streamFloor("SSE on Node's http, res.write", ["node", "--expose-gc", "node_sse.mjs"]);
 
 const cluster = await startCluster(Number(values["pg-port"]));
 const sql = postgres(cluster.url, { max: 4, onnotice: () => {} });

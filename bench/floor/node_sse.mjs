@@ -1,0 +1,15 @@
+// The floor of an idle SSE stream on Node's own http: res.write of one comment, held open.
+// GET /gc runs a full GC when Node runs with --expose-gc.
+import { createServer } from "node:http";
+const keep = new Set();
+createServer((req, res) => {
+  if (req.url === "/gc") {
+    globalThis.gc?.();
+    res.end("ok");
+    return;
+  }
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.write(": hello\n\n");
+  keep.add(res);
+  res.on("close", () => keep.delete(res));
+}).listen(Number(process.env.PORT), "127.0.0.1");
