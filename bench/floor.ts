@@ -21,7 +21,7 @@ import http from "node:http";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { startCluster } from "./pg_cluster.ts";
-import { freePort, pinSelf, rssKb, treeCpuMicros } from "./procs.ts";
+import { freePort, pinSelf, rssKb, spawnPinned, treeCpuMicros } from "./procs.ts";
 import { Sender } from "./sender.ts";
 
 const { values } = parseArgs({
@@ -47,27 +47,14 @@ function report(what: string, rate: string, achieved: number, us: number, extra 
   rows.push(`| ${what} | ${rate} | ${achieved.toLocaleString("en")} | ${us} | ${extra} |`);
 }
 
-/** Starts `argv` pinned to CPU 0 with PORT set, and waits until it answers. */
-async function startServer(argv: string[], port: number) {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...argv],
-    cwd: SERVERS,
-    env: { PORT: String(port) },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    const up = await fetch(`http://127.0.0.1:${port}/`).then(async (r) => {
+/** Starts a minimal server (bench/floor/) pinned to CPU 0 with PORT set; waits until it answers. */
+function startServer(argv: string[], port: number) {
+  const up = () =>
+    fetch(`http://127.0.0.1:${port}/`).then(async (r) => {
       await r.body?.cancel();
       return true;
-    }, () => false);
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  try {
-    child.kill();
-  } catch { /* it has exited already */ }
-  throw new Error(`${argv.join(" ")} did not start`);
+    });
+  return spawnPinned(argv, { PORT: String(port) }, up, SERVERS);
 }
 
 async function httpFloor(name: string, argv: string[]) {
@@ -92,8 +79,7 @@ async function httpFloor(name: string, argv: string[]) {
     }
   } finally {
     sender.close();
-    server.kill("SIGTERM");
-    await server.status;
+    await server.stop();
   }
 }
 
@@ -136,8 +122,7 @@ async function streamFloor(name: string, argv: string[]) {
     );
   } finally {
     for (const req of held) req.destroy();
-    server.kill("SIGTERM");
-    await server.status;
+    await server.stop();
   }
 }
 

@@ -1,8 +1,12 @@
 /**
  * What the bench reads about processes from /proc: CPU time (summed over a process tree or a set
- * of processes), resident memory, CPU affinity; and a garbage collection asked of a server through
- * its V8 inspector, so that "RSS per idle stream" is not a heap that has not been collected yet.
+ * of processes), resident memory, CPU affinity; a garbage collection asked of a server through
+ * its V8 inspector, so that "RSS per idle stream" is not a heap that has not been collected yet;
+ * and starting a server pinned to CPU 0.
  */
+
+/** The repository's root (where the bench's servers run). */
+const ROOT = new URL("..", import.meta.url).pathname;
 
 /** Clock ticks per second of /proc/PID/stat's utime/stime (USER_HZ; 100 on Linux). */
 const USER_HZ = 100;
@@ -118,4 +122,39 @@ export function cpuTimes(): Array<{ busy: number; total: number }> {
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     return { busy: ((total - f[3] - f[4]) / USER_HZ) * 1e6, total: (total / USER_HZ) * 1e6 };
   });
+}
+
+/**
+ * Spawns `argv` under `taskset -c 0` (in `cwd`, the repository by default) and waits until `ready`
+ * answers true (or it exits); answers its pid and how to stop it.
+ */
+export async function spawnPinned(
+  argv: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+  cwd = ROOT,
+) {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", ...argv],
+    cwd,
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const stop = async () => {
+    if (!exited) child.kill("SIGTERM");
+    await child.status;
+  };
+  for (let i = 0; !(await ready().catch(() => false)); i++) {
+    if (exited || i > 300) {
+      await stop();
+      throw new Error(`${argv.join(" ")} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pinned = affinity(child.pid);
+  if (pinned !== "0") console.warn(`server ${child.pid} is on CPUs ${pinned}, not 0`);
+  return { pid: child.pid, stop };
 }

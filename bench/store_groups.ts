@@ -15,6 +15,7 @@ import postgres from "postgres";
 import { silentLogger } from "../log.ts";
 import { ExecutionReport, OrderRequest } from "../orders/model.ts";
 import { openPgStore } from "../store/pg/mod.ts";
+import { treeCpuMicros as cpuMicros } from "./procs.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -38,12 +39,6 @@ const report = (orderId: string, first = false) =>
     ...(first ? {} : { last_qty: "1", last_price: "187.50" }),
   });
 
-/** CPU µs so far of a process (utime + stime). */
-function cpuMicros(pid: number | "self"): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
 /** CPU µs so far of every client backend connected to the database (this process's own aside). */
 async function postgresMicros(): Promise<number> {
   const rows = await admin<{ pid: number }[]>`
@@ -52,9 +47,7 @@ async function postgresMicros(): Promise<number> {
       and pid <> pg_backend_pid()`;
   let total = 0;
   for (const { pid } of rows) {
-    try {
-      total += cpuMicros(pid);
-    } catch { /* ended meanwhile, or not on this machine */ }
+    total += cpuMicros(pid); // 0 when it ended meanwhile, or is not on this machine
   }
   return total;
 }

@@ -6,7 +6,7 @@
 import { type Device, openSocketIo, openSseStreams, type Streams } from "./clients.ts";
 import type { Sink } from "./deliveries.ts";
 import { execId } from "./deliveries.ts";
-import { affinity, freePort, treeCpuMicros } from "./procs.ts";
+import { freePort, spawnPinned, treeCpuMicros } from "./procs.ts";
 
 /** A running system under test. */
 export interface Target {
@@ -26,37 +26,6 @@ export interface Target {
 
 const INGEST_TOKEN = "bench-ingest-token-0123456789";
 const ROOT = new URL("..", import.meta.url).pathname;
-
-/** Spawns `argv` under `taskset -c 0` and waits until `ready` answers true (or it exits). */
-async function spawnPinned(
-  argv: string[],
-  env: Record<string, string>,
-  ready: () => Promise<boolean>,
-) {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...argv],
-    cwd: ROOT,
-    env,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  let exited = false;
-  child.status.then(() => exited = true);
-  const stop = async () => {
-    if (!exited) child.kill("SIGTERM");
-    await child.status;
-  };
-  for (let i = 0; !(await ready().catch(() => false)); i++) {
-    if (exited || i > 300) {
-      await stop();
-      throw new Error(`${argv.join(" ")} did not start`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const pinned = affinity(child.pid);
-  if (pinned !== "0") console.warn(`server ${child.pid} is on CPUs ${pinned}, not 0`);
-  return { pid: child.pid, stop };
-}
 
 async function ok(url: string): Promise<boolean> {
   const res = await fetch(url);
