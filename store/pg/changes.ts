@@ -6,14 +6,9 @@
  */
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import type { PgContext, Tx } from "./connect.ts";
+import { bareArray, boolArray, quotedArray, records } from "./wire.ts";
 
 const encoder = new TextEncoder();
-
-/**
- * The type of a boolean[] parameter. postgres.js types a JS array by its first element, which
- * for a boolean names `boolean`, not the array, and Postgres then refuses the cast.
- */
-export const BOOL_ARRAY = 1000;
 
 /** What travels on the NOTIFY channel. */
 export type Notice =
@@ -67,13 +62,14 @@ export class Changes {
 }
 
 /**
- * The rows a `Changes` writes, column by column: the arrays both write statements unnest. Each
- * JSON body travels as its own text, parsed once by Postgres where it is stored; a `json` array
- * taken apart with `->` would be parsed again for every field read out of it (a dozen times per
- * report: half of Postgres' CPU per report in large groups; bench/README.md, second pass).
+ * The rows a `Changes` writes, column by column, as the parameters both write statements unnest
+ * (wire.ts: array literals, and the JSON bodies as records). Each JSON body travels as its own
+ * text, parsed once by Postgres where it is stored; a `json` array taken apart with `->` would be
+ * parsed again for every field read out of it (a dozen times per report: half of Postgres' CPU
+ * per report in large groups; bench/README.md, second pass).
  */
 export function changeRows(c: Changes) {
-  const orders = {
+  const o = {
     ids: [] as string[],
     users: [] as string[],
     clientIds: [] as (string | null)[],
@@ -81,13 +77,13 @@ export function changeRows(c: Changes) {
     bodies: [] as string[],
   };
   for (const { user_id, order } of c.orders.values()) {
-    orders.ids.push(order.id);
-    orders.users.push(user_id);
-    orders.clientIds.push(order.client_order_id);
-    orders.finals.push(isFinal(order.status));
-    orders.bodies.push(JSON.stringify(order));
+    o.ids.push(order.id);
+    o.users.push(user_id);
+    o.clientIds.push(order.client_order_id);
+    o.finals.push(isFinal(order.status));
+    o.bodies.push(JSON.stringify(order));
   }
-  const events = {
+  const e = {
     users: [] as string[],
     seqs: [] as number[],
     orderIds: [] as string[],
@@ -95,29 +91,53 @@ export function changeRows(c: Changes) {
     bodies: [] as string[],
   };
   for (const [u, es] of c.byUser) {
-    for (const e of es) {
-      events.users.push(u);
-      events.seqs.push(e.seq);
-      events.orderIds.push(e.order.id);
-      events.ats.push(e.at);
-      events.bodies.push(JSON.stringify(e));
+    for (const event of es) {
+      e.users.push(u);
+      e.seqs.push(event.seq);
+      e.orderIds.push(event.order.id);
+      e.ats.push(event.at);
+      e.bodies.push(JSON.stringify(event));
     }
   }
-  const executions = {
+  const x = {
     ids: [] as string[],
     users: [] as string[],
     orderIds: [] as string[],
     seqs: [] as string[],
   };
-  for (const x of c.executions) {
-    executions.ids.push(x.exec_id);
-    executions.users.push(x.user_id);
-    executions.orderIds.push(x.order_id);
-    executions.seqs.push(`{${x.seqs.join(",")}}`);
+  for (const ex of c.executions) {
+    x.ids.push(ex.exec_id);
+    x.users.push(ex.user_id);
+    x.orderIds.push(ex.order_id);
+    x.seqs.push(`{${ex.seqs.join(",")}}`);
   }
   const users = [...c.byUser.keys()];
-  const lastSeqs = users.map((u) => c.byUser.get(u)!.at(-1)!.seq);
-  return { orders, events, users, lastSeqs, executions };
+  return {
+    /** The users written, in the order of `users` and `lastSeqs` below. */
+    userList: users,
+    orders: {
+      ids: bareArray(o.ids),
+      users: quotedArray(o.users),
+      clientIds: quotedArray(o.clientIds),
+      finals: boolArray(o.finals),
+      bodies: records(o.bodies),
+    },
+    events: {
+      users: quotedArray(e.users),
+      seqs: bareArray(e.seqs),
+      orderIds: bareArray(e.orderIds),
+      ats: bareArray(e.ats),
+      bodies: records(e.bodies),
+    },
+    users: quotedArray(users),
+    lastSeqs: bareArray(users.map((u) => c.byUser.get(u)!.at(-1)!.seq)),
+    executions: {
+      ids: quotedArray(x.ids),
+      users: quotedArray(x.users),
+      orderIds: bareArray(x.orderIds),
+      seqs: quotedArray(x.seqs),
+    },
+  };
 }
 
 /**
@@ -131,15 +151,15 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
       insert into orders (id, user_id, client_order_id, final, body)
       select id, u, c, f, b::json
       from unnest(${o.ids}::uuid[], ${o.users}::text[], ${o.clientIds}::text[],
-                  ${
-    tx.array(o.finals, BOOL_ARRAY)
-  }::boolean[], ${o.bodies}::text[]) as v(id, u, c, f, b)
+                  ${o.finals}::boolean[], string_to_array(${o.bodies}, chr(30)))
+        as v(id, u, c, f, b)
       on conflict (id) do update set final = excluded.final, body = excluded.body
     ), e as (
       insert into order_events (user_id, seq, order_id, at, body)
       select u, seq, oid, at, b::json
       from unnest(${e.users}::text[], ${e.seqs}::bigint[], ${e.orderIds}::uuid[],
-                  ${e.ats}::timestamptz[], ${e.bodies}::text[]) as v(u, seq, oid, at, b)
+                  ${e.ats}::timestamptz[], string_to_array(${e.bodies}, chr(30)))
+        as v(u, seq, oid, at, b)
     ), s as (
       update user_seqs u set seq = v.seq
       from unnest(${users}::text[], ${lastSeqs}::bigint[]) as v(user_id, seq)
@@ -151,7 +171,7 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
                   ${x.seqs}::text[]) as v(id, u, oid, s)
     )
     select pg_notify(${ctx.channel}, p)
-    from unnest(${notices(ctx, c.byUser)}::text[]) as p`;
+    from unnest(string_to_array(${records(notices(ctx, c.byUser))}, chr(30))) as p`;
 }
 
 /**

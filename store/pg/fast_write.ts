@@ -17,8 +17,9 @@ import * as lifecycle from "../../orders/lifecycle.ts";
 import type { ExecutionReport, Order } from "../../orders/model.ts";
 import { eventsFromSteps } from "../common.ts";
 import type { ApplyResult } from "../store.ts";
-import { BOOL_ARRAY, changeRows, Changes, notices } from "./changes.ts";
+import { changeRows, Changes, notices } from "./changes.ts";
 import type { PgContext, Sql } from "./connect.ts";
+import { bareArray, records } from "./wire.ts";
 
 /** A report waiting to be group-committed, with its caller's answer. */
 export interface PendingReport {
@@ -130,7 +131,9 @@ export function planFast(ctx: PgContext, group: PendingReport[]): FastPlan {
  * (or a unique violation) when it wrote nothing because the cache was not the truth.
  */
 export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unknown> {
-  const { orders: o, events: e, users, lastSeqs, executions: x } = changeRows(plan.changes);
+  const { userList, orders: o, events: e, users, lastSeqs, executions: x } = changeRows(
+    plan.changes,
+  );
   return sql.unsafe(
     `with l as (
       -- The owners' rows locked in user_id order, as the locked path locks them (reports.ts):
@@ -144,28 +147,29 @@ export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unk
     ), o as (
       insert into orders (id, user_id, client_order_id, final, body)
       select id, u, c, f, b::json
-      from unnest($4::uuid[], $5::text[], $6::text[], $7::boolean[], $8::text[]) as v(id, u, c, f, b)
+      from unnest($4::uuid[], $5::text[], $6::text[], $7::boolean[], string_to_array($8, chr(30)))
+        as v(id, u, c, f, b)
       on conflict (id) do update set final = excluded.final, body = excluded.body
     ), e as (
       insert into order_events (user_id, seq, order_id, at, body)
       select u, seq, oid, at, b::json
-      from unnest($9::text[], $10::bigint[], $11::uuid[], $12::timestamptz[], $13::text[])
-        as v(u, seq, oid, at, b)
+      from unnest($9::text[], $10::bigint[], $11::uuid[], $12::timestamptz[],
+                  string_to_array($13, chr(30))) as v(u, seq, oid, at, b)
     ), x as (
       insert into executions (exec_id, user_id, order_id, seqs)
       select id, u, oid, s::bigint[]
       from unnest($14::text[], $15::text[], $16::uuid[], $17::text[]) as v(id, u, oid, s)
     )
-    select pg_notify($18, p) from unnest($19::text[]) as p
+    select pg_notify($18, p) from unnest(string_to_array($19, chr(30))) as p
     where blotter_expect_advanced((select count(*) from s)::integer, $20::integer)`,
     [
       users,
-      users.map((u) => plan.fromSeq.get(u)!),
+      bareArray(userList.map((u) => plan.fromSeq.get(u)!)),
       lastSeqs,
       o.ids,
       o.users,
       o.clientIds,
-      sql.array(o.finals, BOOL_ARRAY),
+      o.finals,
       o.bodies,
       e.users,
       e.seqs,
@@ -177,8 +181,8 @@ export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unk
       x.orderIds,
       x.seqs,
       ctx.channel,
-      notices(ctx, plan.changes.byUser),
-      users.length,
+      records(notices(ctx, plan.changes.byUser)),
+      userList.length,
     ],
     // Prepared (postgres.js sends an unprepared statement with parameters in two round trips:
     // describe, then execute); the writers plan it once per connection (transaction.ts).

@@ -69,16 +69,19 @@ Deno.test({
     "postgres: text travels through both write paths byte for byte (quotes, backslashes, unicode)",
   ignore: NO_POSTGRES,
   async fn() {
-    // Bodies go to Postgres as elements of text[] parameters (changes.ts), so postgres.js escapes
-    // them for the array literal and Postgres unescapes them: a slip shows as a changed string.
+    // The write statements' parameters are array literals and record-separated JSON texts built
+    // by store/pg/wire.ts, which Postgres takes apart again: a slip in quoting or escaping shows
+    // as a changed string, here in a user id (quoted elements), a client order id and a reason
+    // (JSON bodies) as odd as the API lets them be.
     const schema = freshSchema();
     const a = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
     const b = await openPgStore(DATABASE_URL, { log: silentLogger, schema });
     const odd = `a"b\\c{d},e'f\\"g}NULL`;
     const reason = `"quoted" \\ back\\slash {braces,commas} NULL \n new line; ünïcödé 中文 📈`;
+    const user = `o"d\\d {u,s} NULL ü`;
     try {
       const placed = await a.placeOrder(
-        "odd",
+        user,
         OrderRequest.parse({
           symbol: "AAPL",
           asset_class: "stock",
@@ -98,12 +101,12 @@ Deno.test({
         new Date(),
       );
       // Read back by the other instance, which has nothing cached: what Postgres stored.
-      const stored = await b.eventsSince("odd", 0, 100);
+      const stored = await b.eventsSince(user, 0, 100);
       const all = [placed, accepted, filled, canceled].flatMap((r) => r.events);
       assert.deepEqual(stored, all);
       assert.equal(stored.at(-1)!.order.client_order_id, odd);
       assert.equal(stored.at(-1)!.reason, reason);
-      assert.deepEqual(await b.getOrder("odd", placed.order.id), canceled.order);
+      assert.deepEqual(await b.getOrder(user, placed.order.id), canceled.order);
     } finally {
       await a.close();
       await b.close();
