@@ -43,13 +43,15 @@ export function storeBusy(): AppError {
  * caller decides again from fresh reads. Every KV write with a retry loop commits through here, so
  * a contended shared file ends, after MAX_ATTEMPTS, in storeBusy() (503), never a raw error (500).
  */
-export async function commitOrBusy(op: Deno.AtomicOperation): Promise<{ ok: boolean }> {
+export async function commitOrBusy(
+  op: Deno.AtomicOperation,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
   try {
     return await op.commit();
   } catch (err) {
     if (!(err instanceof TypeError && /database is locked/.test(err.message))) throw err;
     await new Promise((r) => setTimeout(r, 1 + Math.random() * 10));
-    return { ok: false };
+    return { ok: false } satisfies Deno.KvCommitError;
   }
 }
 
@@ -110,7 +112,8 @@ export function writeOrder(
     op.delete(["uo", userId, final ? "open" : "closed", order.id]);
   }
   if (final) op.delete(["working", order.id]);
-  else op.set(["working", order.id], userId);
+  // Set once, when it starts working (or again, should a final order ever work again).
+  else if (!prev || isFinal(prev.status)) op.set(["working", order.id], userId);
 }
 
 /** Appends events to the user's log and their order's index, and moves the user's seq. */

@@ -6,6 +6,13 @@
  * and other processes sharing the file are caught by versionstamp checks on every order read and
  * every user's seq counter, and the group is then decided again from fresh reads.
  *
+ * A group is first tried on what this process last read or wrote of its orders and users
+ * (entry_cache.ts) with no reads at all: each exec_id checked absent instead of read, every
+ * cached entry checked at its versionstamp. If a check loses (a stale entry, a duplicate exec_id)
+ * nothing is written and the group is decided again from fresh reads, as it is when the first
+ * try meets a report it cannot answer without them (an unknown order, a refusal: either may be a
+ * duplicate whose answer is its first result).
+ *
  * KV caps one atomic operation (100 checks, 1,000 mutations, 800 KB of values, 80 KB of keys):
  * GROUP_MAX keeps a group well inside all four, and a group that still fails as a whole (a check
  * that keeps losing, a limit) is applied report by report.
@@ -13,7 +20,7 @@
 import { uuidv7 } from "../../orders/ids.ts";
 import * as lifecycle from "../../orders/lifecycle.ts";
 import { AppError } from "../../orders/errors.ts";
-import type { ExecutionReport, Order, OrderEvent } from "../../orders/model.ts";
+import { type ExecutionReport, isFinal, type Order, type OrderEvent } from "../../orders/model.ts";
 import { eventsFromSteps, orderNotFound } from "../common.ts";
 import type { ApplyResult } from "../store.ts";
 import {
@@ -25,9 +32,10 @@ import {
   writeEvents,
   writeOrder,
 } from "./keys.ts";
+import { KvEntryCache } from "./entry_cache.ts";
 
-/** Reports per group: ≤ 80 checks (orders + users) and ~12 mutations each. */
-const GROUP_MAX = 40;
+/** Reports per group: ≤ 99 checks (orders, users and exec_ids) and ~12 mutations each. */
+const GROUP_MAX = 33;
 
 /** A report waiting for a group, with its caller's answer. */
 interface Pending {
@@ -47,8 +55,15 @@ export interface KvReportDeps {
 export class KvReportGroups {
   #waiting: Pending[] = [];
   #running = false;
+  readonly #cache: KvEntryCache;
 
-  constructor(private readonly ctx: KvContext, private readonly deps: KvReportDeps) {}
+  constructor(
+    private readonly ctx: KvContext,
+    private readonly deps: KvReportDeps,
+    cache = new KvEntryCache(),
+  ) {
+    this.#cache = cache;
+  }
 
   /** Applies one report in the next group; answers it alone. */
   applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
@@ -72,7 +87,7 @@ export class KvReportGroups {
   async #commit(group: Pending[]): Promise<void> {
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const answers = await this.#tryOnce(group);
+        const answers = await this.#tryOnce(group, attempt === 0);
         if (answers) {
           answers.forEach((a, i) => a instanceof Error ? group[i].reject(a) : group[i].resolve(a));
           return;
@@ -88,17 +103,20 @@ export class KvReportGroups {
     for (const p of group) await this.deps.applyOne(p.report, p.now).then(p.resolve, p.reject);
   }
 
-  /** One read-decide-commit of the group; null when a check lost (nothing was written). */
-  async #tryOnce(group: Pending[]): Promise<Array<ApplyResult | Error> | null> {
+  /**
+   * One read-decide-commit of the group; null when a check lost (nothing was written). `cached`:
+   * the first try, on the cache and with no exec_id read (see the module comment).
+   */
+  async #tryOnce(group: Pending[], cached: boolean): Promise<Array<ApplyResult | Error> | null> {
     const { kv } = this.ctx;
     const orderIds = [...new Set(group.map((p) => p.report.order_id))];
     const execIds = [...new Set(group.map((p) => p.report.exec_id))];
     const [orderEntries, execEntries] = await Promise.all([
-      getAll<OrderRecord>(kv, orderIds.map((id) => ["order", id])),
-      getAll<ExecRecord>(kv, execIds.map((id) => ["exec", id])),
+      this.#entries<OrderRecord>(orderIds.map((id) => ["order", id]), cached),
+      cached ? [] : getAll<ExecRecord>(kv, execIds.map((id) => ["exec", id])),
     ]);
     const owners = [...new Set(orderEntries.flatMap((e) => e.value ? [e.value.user_id] : []))];
-    const seqEntries = await getAll<number>(kv, owners.map((u) => ["seq", u]));
+    const seqEntries = await this.#entries<number>(owners.map((u) => ["seq", u]), cached);
 
     const firstTime = new Map(execEntries.flatMap((e) => e.value ? [[e.key[1], e.value]] : []));
     const orders = new Map<string, OrderRecord>();
@@ -126,6 +144,7 @@ export class KvReportGroups {
       }
       const rec = orders.get(report.order_id);
       if (!rec) {
+        if (cached) return null; // unknown, or a duplicate: only the exec_id read can tell
         answers.push(orderNotFound(report.order_id));
         continue;
       }
@@ -135,6 +154,7 @@ export class KvReportGroups {
         newId: () => uuidv7(now.getTime()),
       });
       if ("refused" in outcome) {
+        if (cached) return null; // refused, or a duplicate: only the exec_id read can tell
         answers.push(new AppError(outcome.code, outcome.refused));
         continue;
       }
@@ -152,6 +172,10 @@ export class KvReportGroups {
     if (execs.length === 0) return answers;
 
     const op = kv.atomic().check(...orderEntries.filter((e) => e.value), ...seqEntries);
+    // Not read on the first try: each exec_id must still be absent, or nothing is written.
+    if (cached) {
+      for (const id of execIds) op.check({ key: ["exec", id], versionstamp: null });
+    }
     // Each order once, at its last state in this group, its indexes moved from its state before.
     const touched = new Set(
       [...events.values()].flatMap((evs) => evs.map((e) => e.order.id)),
@@ -162,11 +186,52 @@ export class KvReportGroups {
     }
     for (const [user, evs] of events) if (evs.length > 0) writeEvents(op, user, evs);
     for (const [execId, record] of execs) op.set(["exec", execId], record satisfies ExecRecord);
-    if (!(await commitOrBusy(op)).ok) return null;
+    const committed = await commitOrBusy(op);
+    if (!committed.ok) {
+      // Whichever check lost, these entries are suspect: the next try reads them.
+      for (const id of orderIds) this.#cache.delete(["order", id]);
+      for (const u of owners) this.#cache.delete(["seq", u]);
+      return null;
+    }
+    // What this commit wrote is what the next group will find, at the commit's versionstamp.
+    for (const id of touched) {
+      const rec = orders.get(id)!;
+      if (isFinal(rec.order.status)) this.#cache.delete(["order", id]); // takes no more reports
+      else this.#cache.set(["order", id], rec, committed.versionstamp);
+    }
+    for (const [user, evs] of events) {
+      if (evs.length > 0) this.#cache.set(["seq", user], seqs.get(user)!, committed.versionstamp);
+    }
     this.ctx.changes.publish(
       [...events].flatMap(([user_id, evs]) => evs.map((event) => ({ user_id, event }))),
     );
     return answers;
+  }
+
+  /**
+   * The entries at these keys: from the cache where it has them and `cached`, else read (and
+   * then remembered). A key absent from KV is not remembered: its read says so each time.
+   */
+  async #entries<T>(
+    keys: Array<[string, string]>,
+    cached: boolean,
+  ): Promise<Deno.KvEntryMaybe<T>[]> {
+    const out: Deno.KvEntryMaybe<T>[] = new Array(keys.length);
+    const missing: number[] = [];
+    keys.forEach((key, i) => {
+      const hit = cached ? this.#cache.get<T>(key) : undefined;
+      if (hit) out[i] = hit;
+      else missing.push(i);
+    });
+    if (missing.length === 0) return out;
+    const read = await getAll<T>(this.ctx.kv, missing.map((i) => keys[i]));
+    read.forEach((entry, j) => {
+      out[missing[j]] = entry;
+      if (entry.versionstamp !== null) {
+        this.#cache.set(keys[missing[j]], entry.value, entry.versionstamp);
+      }
+    });
+    return out;
   }
 }
 
