@@ -11,7 +11,9 @@ import { bearerToken } from "../auth/middleware.ts";
 import { deviceLabel, startSession } from "../auth/sessions.ts";
 import { AppError, errorBody } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
+import { jsonList, jsonOf } from "../orders/json.ts";
 import { ExecutionReport, OrderRequest, ReplaceRequest } from "../orders/model.ts";
+import type { ApplyResult } from "../store/store.ts";
 import type { AppEnv, AuthInfo, Deps } from "./context.ts";
 import { parseWith, readJson } from "./middleware.ts";
 import { endDeviceSession } from "./sessions.ts";
@@ -170,13 +172,21 @@ export function apiRoutes(
     if (presented === null || !sameSecret(presented, expected)) {
       throw new AppError("unauthenticated", "Present the ingest token as a bearer token");
     }
-    const body = await readJson(c, z.unknown());
+    const body = await readJson(c, AnyJson);
     const batch = Array.isArray(body);
     const items = batch ? body : [body];
     if (items.length === 0 || items.length > MAX_BATCH) {
       throw new AppError("invalid_request", `Send 1 to ${MAX_BATCH} reports`);
     }
     limits.ingest.take("ingest", items.length);
+    if (!batch) {
+      // One report (how venues mostly send them): answered from the texts its event already
+      // has (orders/json.ts) — the same JSON c.json would write.
+      const result = await ingestOne(deps, body, false);
+      deps.metrics.ingestResults.inc({ status: String(result.status) });
+      if (!result.applied) return c.json(result.body, result.status as 400);
+      return c.body(appliedJson(result.applied), result.status as 201, JSON_TYPE);
+    }
     // Reports for one order apply in the order given; different orders apply concurrently
     // (the store serializes per user), so a batch uses the whole connection pool.
     const results: IngestResult[] = new Array(items.length);
@@ -193,7 +203,6 @@ export function apiRoutes(
         deps.metrics.ingestResults.inc({ status: String(results[i].status) });
       }
     }));
-    if (!batch) return c.json(results[0].body, results[0].status as 201);
     // Some reports refused for now (overload, the store busy or away): the venue sends those
     // again with the same exec_id, after the longest wait any of them asked for.
     const retry = Math.max(0, ...results.map((r) => r.retryAfterS ?? 0));
@@ -208,7 +217,20 @@ export function apiRoutes(
 interface IngestResult {
   status: number;
   body: Record<string, unknown>;
+  /** The store's answer, when the report was applied (or was a duplicate). */
+  applied?: ApplyResult;
   retryAfterS?: number;
+}
+
+/** Any JSON value: the ingest body is one report or an array of them, each validated alone. */
+const AnyJson = z.unknown();
+const JSON_TYPE = { "Content-Type": "application/json" };
+
+/** `JSON.stringify({ duplicate, order, events })` of an applied report, from its texts. */
+function appliedJson(applied: ApplyResult): string {
+  return `{"duplicate":${applied.duplicate},"order":${jsonOf(applied.order)},"events":${
+    jsonList(applied.events)
+  }}`;
 }
 
 /**
@@ -224,6 +246,7 @@ async function ingestOne(deps: Deps, item: unknown, inBatch: boolean): Promise<I
     return {
       status: applied.duplicate ? 200 : 201,
       body: { duplicate: applied.duplicate, order: applied.order, events: applied.events },
+      applied,
     };
   } catch (err) {
     const refusedForNow = inBatch && err instanceof AppError && err.code === "unavailable";

@@ -5,6 +5,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
+import { jsonOf } from "../orders/json.ts";
 import type { RealtimeStatus } from "../realtime/hub.ts";
 import { EventStream } from "../realtime/sse.ts";
 import { resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/stream_format.ts";
@@ -22,7 +23,7 @@ const JSON_FORMAT: StreamFormat = {
   name: "json",
   coalesceMs: 0,
   eventName: "order",
-  render: (events) => JSON.stringify(events[0]),
+  render: (events) => jsonOf(events[0]),
   renderStatus: (s) => [statusMessage(s)],
 };
 

@@ -5,6 +5,7 @@
  * of committed events to this instance's own listeners.
  */
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
+import { jsonList, jsonOf } from "../../orders/json.ts";
 import type { PgContext, Tx } from "./connect.ts";
 import { bareArray, boolArray, quotedArray, records } from "./wire.ts";
 
@@ -81,7 +82,7 @@ export function changeRows(c: Changes) {
     o.users.push(user_id);
     o.clientIds.push(order.client_order_id);
     o.finals.push(isFinal(order.status));
-    o.bodies.push(JSON.stringify(order));
+    o.bodies.push(jsonOf(order));
   }
   const e = {
     users: [] as string[],
@@ -96,7 +97,7 @@ export function changeRows(c: Changes) {
       e.seqs.push(event.seq);
       e.orderIds.push(event.order.id);
       e.ats.push(event.at);
-      e.bodies.push(JSON.stringify(event));
+      e.bodies.push(jsonOf(event));
     }
   }
   const x = {
@@ -181,13 +182,17 @@ export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknow
  */
 export function notices(ctx: PgContext, byUser: Map<string, OrderEvent[]>): string[] {
   const max = ctx.maxNotifyBytes;
+  // Written out rather than stringified: each event's text is already made (orders/json.ts).
+  // The same text as JSON.stringify of { k, u, e } / { k, g }, which the listeners parse.
+  const entry = (u: string, events: OrderEvent[]) =>
+    `{"u":${JSON.stringify(u)},"e":${jsonList(events)}}`;
   if (byUser.size > 1) {
-    const g = [...byUser].map(([u, e]) => ({ u, e }));
-    const all = ctx.instance + JSON.stringify({ k: "evs", g } satisfies Notice);
+    const g = [...byUser].map(([u, e]) => entry(u, e));
+    const all = `${ctx.instance}{"k":"evs","g":[${g.join(",")}]}`;
     if (fits(all, max)) return [all];
   }
   return [...byUser].map(([u, events]) => {
-    const one = ctx.instance + JSON.stringify({ k: "ev", u, e: events } satisfies Notice);
+    const one = `${ctx.instance}{"k":"ev",${entry(u, events).slice(1)}`;
     if (fits(one, max)) return one;
     return ctx.instance +
       JSON.stringify({ k: "ids", u, s: events.map((e) => e.seq) } satisfies Notice);
