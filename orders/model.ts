@@ -91,8 +91,11 @@ function positiveDecimal(field: string, places: number) {
       pattern,
       `${field} must be a positive decimal string with at most ${places} decimal places`,
     )
-    .refine((v) => /[1-9]/.test(v), `${field} must be greater than zero`);
+    .refine((v) => NONZERO.test(v), `${field} must be greater than zero`);
 }
+
+/** A digit other than 0: a decimal string that has one is not zero. */
+const NONZERO = /[1-9]/;
 
 /** A quantity: positive, at most 9 decimal places. */
 export const QtyString = positiveDecimal("qty", QTY_PLACES);
