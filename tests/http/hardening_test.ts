@@ -318,3 +318,34 @@ both("a <script> in a venue's reject reason is text in the row and the toast", a
   assert.match(page, /&lt;script&gt;/);
   assert.ok(!page.includes("<script>alert"));
 });
+
+Deno.test("security headers: pages carry the strict page CSP; the JSON API the REST set, errors included", async () => {
+  const b = await startInProcess();
+  try {
+    const page = await send(b, "/login");
+    await page.body?.cancel();
+    assert.match(page.headers.get("content-security-policy") ?? "", /script-src 'self'/);
+    assert.equal(page.headers.get("x-frame-options"), "SAMEORIGIN");
+    for (
+      const res of [
+        await send(b, "/api/v1/orders"), // 401
+        await send(b, "/api/v1/executions", { method: "POST", body: "{}" }), // 401
+        await send(b, "/api/v1/openapi.json"), // 200
+        await send(b, "/api/v1/nothing-here"), // 404
+      ]
+    ) {
+      await res.body?.cancel();
+      assert.equal(
+        res.headers.get("content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'",
+      );
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(res.headers.get("x-frame-options"), "DENY");
+      assert.equal(res.headers.get("cross-origin-resource-policy"), "same-origin");
+      assert.match(res.headers.get("strict-transport-security") ?? "", /max-age=/);
+      assert.equal(res.headers.get("x-xss-protection"), null); // page-only headers stay off
+    }
+  } finally {
+    await b.stop();
+  }
+});
