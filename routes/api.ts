@@ -226,7 +226,10 @@ interface IngestResult {
 const AnyJson = z.unknown();
 const JSON_TYPE = { "Content-Type": "application/json" };
 
-/** `JSON.stringify({ duplicate, order, events })` of an applied report, from its texts. */
+/**
+ * `JSON.stringify({ duplicate, order, events })` of an applied report, from its texts: the body
+ * `ingestOne` gives an applied report, which the batch answer stringifies (keep the two alike).
+ */
 function appliedJson(applied: ApplyResult): string {
   return `{"duplicate":${applied.duplicate},"order":${jsonOf(applied.order)},"events":${
     jsonList(applied.events)

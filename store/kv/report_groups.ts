@@ -14,7 +14,7 @@
  * duplicate whose answer is its first result).
  *
  * KV caps one atomic operation (100 checks, 1,000 mutations, 800 KB of values, 80 KB of keys):
- * GROUP_MAX keeps a group well inside all four, and a group that still fails as a whole (a check
+ * GROUP_MAX keeps a group inside all four, and a group that still fails as a whole (a check
  * that keeps losing, a limit) is applied report by report.
  */
 import { uuidv7 } from "../../orders/ids.ts";
@@ -34,7 +34,10 @@ import {
 } from "./keys.ts";
 import { KvEntryCache } from "./entry_cache.ts";
 
-/** Reports per group: ≤ 99 checks (orders, users and exec_ids) and ~12 mutations each. */
+/**
+ * Reports per group: a check each for its order, its owner's seq and its exec_id, so ≤ 99 of KV's
+ * 100 checks (no room for a fourth per report), and ~12 mutations each.
+ */
 const GROUP_MAX = 33;
 
 /** A report waiting for a group, with its caller's answer. */
@@ -112,7 +115,11 @@ export class KvReportGroups {
     const orderIds = [...new Set(group.map((p) => p.report.order_id))];
     const execIds = [...new Set(group.map((p) => p.report.exec_id))];
     const [orderEntries, execEntries] = await Promise.all([
-      this.#entries<OrderRecord>(orderIds.map((id) => ["order", id]), cached),
+      this.#entries<OrderRecord>(
+        orderIds.map((id) => ["order", id]),
+        cached,
+        (rec) => !isFinal(rec.order.status), // a final order takes no more reports
+      ),
       cached ? [] : getAll<ExecRecord>(kv, execIds.map((id) => ["exec", id])),
     ]);
     const owners = [...new Set(orderEntries.flatMap((e) => e.value ? [e.value.user_id] : []))];
@@ -215,6 +222,7 @@ export class KvReportGroups {
   async #entries<T>(
     keys: Array<[string, string]>,
     cached: boolean,
+    worthKeeping: (value: T) => boolean = () => true,
   ): Promise<Deno.KvEntryMaybe<T>[]> {
     const out: Deno.KvEntryMaybe<T>[] = new Array(keys.length);
     const missing: number[] = [];
@@ -227,7 +235,7 @@ export class KvReportGroups {
     const read = await getAll<T>(this.ctx.kv, missing.map((i) => keys[i]));
     read.forEach((entry, j) => {
       out[missing[j]] = entry;
-      if (entry.versionstamp !== null) {
+      if (entry.versionstamp !== null && worthKeeping(entry.value)) {
         this.#cache.set(keys[missing[j]], entry.value, entry.versionstamp);
       }
     });
