@@ -14,6 +14,8 @@ export function execId(step: number, n: number): string {
 export class Deliveries {
   readonly counts: Uint8Array;
   readonly latencies: Float64Array;
+  /** When each received report was sent (its `at`, epoch ms), in the order of `latencies`. */
+  readonly sentAt: Float64Array;
   received = 0;
   duplicates = 0;
   outOfOrder = 0;
@@ -29,6 +31,7 @@ export class Deliveries {
   ) {
     this.counts = new Uint8Array(capacity * devicesPerUser);
     this.latencies = new Float64Array(capacity * devicesPerUser);
+    this.sentAt = new Float64Array(capacity * devicesPerUser);
   }
 
   /** Device `slot` (0..devicesPerUser-1) of its user read report `exec` stamped `atMs`. */
@@ -51,7 +54,28 @@ export class Deliveries {
       return;
     }
     if (!inOrder) this.outOfOrder++;
+    this.sentAt[this.received] = atMs;
     this.latencies[this.received++] = now - atMs;
+  }
+
+  /**
+   * p99 of sent → received (ms) for each second of the step, by send time: whether a step's tail
+   * is spread over it or is one stall (a GC, a checkpoint, a heartbeat tick) shows here.
+   */
+  p99BySecond(): number[] {
+    if (this.received === 0) return [];
+    let first = Infinity;
+    for (let i = 0; i < this.received; i++) first = Math.min(first, this.sentAt[i]);
+    const buckets: number[][] = [];
+    for (let i = 0; i < this.received; i++) {
+      const b = Math.floor((this.sentAt[i] - first) / 1000);
+      (buckets[b] ??= []).push(this.latencies[i]);
+    }
+    return Array.from(buckets, (xs) => {
+      if (!xs) return NaN;
+      xs.sort((a, b) => a - b);
+      return xs[Math.min(xs.length - 1, Math.floor(0.99 * xs.length))];
+    });
   }
 
   /** p50/p90/p99/max of sent → received, in ms. */

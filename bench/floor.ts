@@ -8,7 +8,8 @@
  *   Deno.serve bare, Deno.serve + Hono parsing the JSON, Node's http bare; one request per report
  *   over keep-alive connections, at the bench's rates.
  * - Memory: RSS per idle SSE stream of a minimal server (Deno.serve with a ReadableStream body,
- *   Node's http with res.write), `--streams` [5000] held open, after a full GC.
+ *   Node's http with res.write), `--streams` [5000] held open, after a full GC, with the V8
+ *   heap's share; on Deno.serve also per idle keep-alive connection and per bare TCP connection.
  * - Postgres: a durable commit (synchronous_commit on, the bench's own pinned cluster) of one
  *   small row per report, and of ten rows per commit at the same report rate; and what a
  *   postgres.js round trip costs this process (the client), one at a time and ten pipelined.
@@ -18,6 +19,7 @@
  * Nothing here is a test and nothing asserts a time.
  */
 import http from "node:http";
+import net from "node:net";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { startCluster } from "./pg_cluster.ts";
@@ -83,45 +85,68 @@ async function httpFloor(name: string, argv: string[]) {
   }
 }
 
-/** RSS per idle stream of a minimal SSE server: `streams` held open, after a full GC. */
-async function streamFloor(name: string, argv: string[]) {
+/**
+ * RSS per connection of a minimal server, `streams` connections held open, after a full GC: an
+ * SSE stream each ("sse"), or on Deno.serve's server also a keep-alive connection that had one
+ * request answered ("keep-alive") and a connection that never sent one ("tcp"), which tell the
+ * connection's own memory from that of a response in flight. The V8 heap's share is beside it.
+ */
+async function streamFloor(name: string, argv: string[], mode: "sse" | "keep-alive" | "tcp") {
   const port = freePort();
   const server = await startServer(argv, port);
   const count = Number(values.streams);
-  const gc = () => fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.text());
-  const held: http.ClientRequest[] = [];
+  const gc = async () =>
+    JSON.parse(await fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.text())) as {
+      heapTotal: number;
+    };
+  const held: Array<{ destroy(): void }> = [];
   try {
-    await gc();
+    const heapBefore = (await gc()).heapTotal;
     const before = rssKb(server.pid);
     let open = 0;
     await new Promise<void>((done, fail) => {
+      const opened = () => {
+        if (++open === count) done();
+      };
       for (let i = 0; i < count; i++) {
-        const req = http.get({ host: "127.0.0.1", port, path: "/s", agent: false }, (res) => {
-          res.on("data", () => {});
-          if (++open === count) done();
+        if (mode === "sse") {
+          const req = http.get({ host: "127.0.0.1", port, path: "/s", agent: false }, (res) => {
+            res.on("data", () => {});
+            opened();
+          });
+          req.on("error", fail);
+          held.push(req);
+          continue;
+        }
+        const socket = net.connect(port, "127.0.0.1", () => {
+          if (mode === "tcp") return opened();
+          socket.write("GET /plain HTTP/1.1\r\nhost: floor\r\n\r\n");
+          socket.once("data", opened);
         });
-        req.on("error", fail);
-        held.push(req);
+        socket.on("error", fail);
+        held.push(socket);
       }
     });
     await new Promise((r) => setTimeout(r, 3000));
-    await gc();
+    const heapAfter = (await gc()).heapTotal;
     const kb = (rssKb(server.pid) - before) / count;
+    const heapKb = (heapAfter - heapBefore) / 1024 / count;
     console.log(
       JSON.stringify({
         kind: "floor",
         what: name,
         streams: count,
         kb_per_stream: Math.round(kb * 10) / 10,
+        v8_heap_kb_per_stream: Math.round(heapKb * 10) / 10,
       }),
     );
     rows.push(
-      `| ${name} | ${count.toLocaleString("en")} idle streams | — | ${
-        kb.toFixed(1)
-      } KB | per stream (RSS) |`,
+      `| ${name} | ${count.toLocaleString("en")} held open | — | ${kb.toFixed(1)} KB | per ${
+        mode === "sse" ? "stream" : "connection"
+      } (RSS; V8 heap ${heapKb.toFixed(1)} KB) |`,
     );
   } finally {
-    for (const req of held) req.destroy();
+    for (const h of held) h.destroy();
     await server.stop();
   }
 }
@@ -206,14 +231,11 @@ await httpFloor("Deno.serve + Hono", [
   "deno_hono.ts",
 ]);
 await httpFloor("node:http on Node, bare", ["node", "node_bare.mjs"]);
-await streamFloor("SSE on Deno.serve, a ReadableStream body", [
-  deno,
-  "run",
-  "-A",
-  "--v8-flags=--expose-gc",
-  "deno_sse.ts",
-]);
-await streamFloor("SSE on Node's http, res.write", ["node", "--expose-gc", "node_sse.mjs"]);
+const denoSse = [deno, "run", "-A", "--v8-flags=--expose-gc", "deno_sse.ts"];
+await streamFloor("SSE on Deno.serve, a ReadableStream body", denoSse, "sse");
+await streamFloor("Deno.serve, a keep-alive connection after one answer", denoSse, "keep-alive");
+await streamFloor("Deno.serve, a TCP connection with no request", denoSse, "tcp");
+await streamFloor("SSE on Node's http, res.write", ["node", "--expose-gc", "node_sse.mjs"], "sse");
 
 const cluster = await startCluster(Number(values["pg-port"]));
 const sql = postgres(cluster.url, { max: 4, onnotice: () => {} });

@@ -149,6 +149,7 @@ export async function runLadder(target: Target, o: LadderOptions) {
         late_from_earlier_step: d.late,
         foreign: d.foreign,
         latency_ms: { p50: lat.p50, p90: lat.p90, p99: lat.p99, max: lat.max },
+        p99_ms_by_second: d.p99BySecond(),
         server_cpu_us_per_report: per(serverUs),
         postgres_cpu_us_per_report: o.postgresCpu ? per(pgUs) : null,
         server_cpu_percent: round(serverUs / (wall * 1e4)),

@@ -1,11 +1,11 @@
 // The floor of an idle SSE stream on Node's own http: res.write of one comment, held open.
-// GET /gc runs a full GC when Node runs with --expose-gc.
+// GET /gc runs a full GC when Node runs with --expose-gc and answers the heap's figures.
 import { createServer } from "node:http";
 const keep = new Set();
 createServer((req, res) => {
   if (req.url === "/gc") {
     globalThis.gc?.();
-    res.end("ok");
+    res.end(JSON.stringify(process.memoryUsage()));
     return;
   }
   res.writeHead(200, { "content-type": "text/event-stream" });
