@@ -58,15 +58,9 @@ export interface KvReportDeps {
 export class KvReportGroups {
   #waiting: Pending[] = [];
   #running = false;
-  readonly #cache: KvEntryCache;
+  readonly #cache = new KvEntryCache();
 
-  constructor(
-    private readonly ctx: KvContext,
-    private readonly deps: KvReportDeps,
-    cache = new KvEntryCache(),
-  ) {
-    this.#cache = cache;
-  }
+  constructor(private readonly ctx: KvContext, private readonly deps: KvReportDeps) {}
 
   /** Applies one report in the next group; answers it alone. */
   applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {

@@ -32,6 +32,21 @@ async function assertGapless(store: Store, userId: string): Promise<void> {
   assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
 }
 
+/** A fresh in-memory store with one working order of "u1" (placed, then accepted). */
+async function withWorkingOrder(
+  qty: string,
+  fn: (store: Store, id: string) => Promise<void>,
+): Promise<void> {
+  const store = await openKvStore(":memory:");
+  try {
+    const placed = await store.placeOrder("u1", order(qty), tick());
+    await store.applyReport(report(placed.order.id, "n1", "new"), tick());
+    await fn(store, placed.order.id);
+  } finally {
+    await store.close();
+  }
+}
+
 async function withFile(fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
@@ -80,36 +95,24 @@ Deno.test("kv groups: the user's own action between two reports moves their seq;
 });
 
 Deno.test("kv groups: a duplicate exec_id on a cached order answers its first result, once", async () => {
-  const store = await openKvStore(":memory:");
-  try {
-    const placed = await store.placeOrder("u1", order(), tick());
-    const id = placed.order.id;
-    await store.applyReport(report(id, "n1", "new"), tick());
+  await withWorkingOrder("100", async (store, id) => {
     const once = await store.applyReport(fill(id, "f1"), tick());
     const again = await store.applyReport(fill(id, "f1"), tick()); // exec_id not read first
     assert.equal(again.duplicate, true);
     assert.deepEqual(again.events, once.events);
     assert.equal((await store.getOrder("u1", id))!.filled_qty, "1");
     await assertGapless(store, "u1");
-  } finally {
-    await store.close();
-  }
+  });
 });
 
 Deno.test("kv groups: a duplicate of the report that filled an order answers its first result, not a refusal", async () => {
-  const store = await openKvStore(":memory:");
-  try {
-    const placed = await store.placeOrder("u1", order("5"), tick());
-    const id = placed.order.id;
-    await store.applyReport(report(id, "n1", "new"), tick());
+  await withWorkingOrder("5", async (store, id) => {
     const last = await store.applyReport(fill(id, "f1", "5"), tick());
     assert.equal(last.order.status, "filled");
     const again = await store.applyReport(fill(id, "f1", "5"), tick());
     assert.equal(again.duplicate, true);
     assert.deepEqual(again.events, last.events);
-  } finally {
-    await store.close();
-  }
+  });
 });
 
 Deno.test("kv entry cache: bounded, least recently used out first", () => {
