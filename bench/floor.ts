@@ -5,10 +5,11 @@
  * step divided by the work done. It answers "how far below this can Blotter go here?":
  *
  * - HTTP: a POST read and answered 201 by a server that does nothing else (bench/floor/):
- *   Deno.serve bare, Deno.serve + Hono parsing the JSON, Node's http bare; one request per report
- *   over keep-alive connections, at the bench's rates.
+ *   Deno.serve bare, Deno.serve + Hono parsing the JSON, Deno's node:http bare (what
+ *   `HTTP_SERVER=node` stands on), Node's http bare; one request per report over keep-alive
+ *   connections, at the bench's rates.
  * - Memory: RSS per idle SSE stream of a minimal server (Deno.serve with a ReadableStream body,
- *   Node's http with res.write), `--streams` [5000] held open, after a full GC, with the V8
+ *   node:http with res.write, on Deno and on Node), `--streams` [5000] held open, after a full GC, with the V8
  *   heap's share; on Deno.serve also per idle keep-alive connection and per bare TCP connection.
  * - Postgres: a durable commit (synchronous_commit on, the bench's own pinned cluster) of one
  *   small row per report, and of ten rows per commit at the same report rate; and what a
@@ -230,11 +231,18 @@ await httpFloor("Deno.serve + Hono", [
   `--config=${SERVERS}../../deno.json`,
   "deno_hono.ts",
 ]);
+// The same minimal node:http server on Deno: what the `HTTP_SERVER=node` adapter stands on.
+await httpFloor("node:http on Deno, bare", [deno, "run", "-A", "node_bare.mjs"]);
 await httpFloor("node:http on Node, bare", ["node", "node_bare.mjs"]);
 const denoSse = [deno, "run", "-A", "--v8-flags=--expose-gc", "deno_sse.ts"];
 await streamFloor("SSE on Deno.serve, a ReadableStream body", denoSse, "sse");
 await streamFloor("Deno.serve, a keep-alive connection after one answer", denoSse, "keep-alive");
 await streamFloor("Deno.serve, a TCP connection with no request", denoSse, "tcp");
+await streamFloor(
+  "SSE on node:http on Deno, res.write",
+  [deno, "run", "-A", "--v8-flags=--expose-gc", "node_sse.mjs"],
+  "sse",
+);
 await streamFloor("SSE on Node's http, res.write", ["node", "--expose-gc", "node_sse.mjs"], "sse");
 
 const cluster = await startCluster(Number(values["pg-port"]));
