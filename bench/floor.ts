@@ -8,9 +8,10 @@
  *   Deno.serve bare, Deno.serve + Hono parsing the JSON, Deno's node:http bare (what
  *   `HTTP_SERVER=node` stands on), Node's http bare; one request per report over keep-alive
  *   connections, at the bench's rates.
- * - Memory: RSS per idle SSE stream of a minimal server (Deno.serve with a ReadableStream body,
- *   node:http with res.write, on Deno and on Node), `--streams` [5000] held open, after a full GC, with the V8
- *   heap's share; on Deno.serve also per idle keep-alive connection and per bare TCP connection.
+ * - Memory: RSS per idle SSE stream of a minimal server (Deno.serve with a ReadableStream body;
+ *   node:http with res.write, on Deno and on Node), `--streams` [5000] held open, after a full
+ *   GC, with the V8 heap's share; on Deno.serve also per idle keep-alive connection and per bare
+ *   TCP connection.
  * - Postgres: a durable commit (synchronous_commit on, the bench's own pinned cluster) of one
  *   small row per report, and of ten rows per commit at the same report rate; and what a
  *   postgres.js round trip costs this process (the client), one at a time and ten pipelined.

@@ -1,4 +1,4 @@
-// The floor of an HTTP POST on node:http (Node's own, or Deno's node:http): read the body, answer 201.
+// The floor of an HTTP POST on node:http (Node's own, or Deno's): read the body, answer 201.
 import { createServer } from "node:http";
 createServer((req, res) => {
   req.on("data", () => {});

@@ -1,5 +1,6 @@
-// The floor of an idle SSE stream on node:http (Node's own, or Deno's): res.write of one comment, held open.
-// GET /gc runs a full GC when run with --expose-gc (on Deno: --v8-flags=--expose-gc) and answers the heap's figures.
+// The floor of an idle SSE stream on node:http (Node's own, or Deno's): res.write of one comment,
+// held open. GET /gc runs a full GC when run with --expose-gc (on Deno: --v8-flags=--expose-gc)
+// and answers the heap's figures.
 import { createServer } from "node:http";
 const keep = new Set();
 createServer((req, res) => {
