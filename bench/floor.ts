@@ -97,10 +97,8 @@ async function streamFloor(name: string, argv: string[], mode: "sse" | "keep-ali
   const port = freePort();
   const server = await startServer(argv, port);
   const count = Number(values.streams);
-  const gc = async () =>
-    JSON.parse(await fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.text())) as {
-      heapTotal: number;
-    };
+  const gc = (): Promise<{ heapTotal: number }> =>
+    fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.json());
   const held: Array<{ destroy(): void }> = [];
   try {
     const heapBefore = (await gc()).heapTotal;
