@@ -2,7 +2,9 @@
 # static/ and store/schema.sql embedded (the code reads them through import.meta.url, which
 # resolves inside the executable). Built on a normal build machine (these CI machines have no
 # Docker engine, and `deno compile` cannot download its runtime here).
-#   docker build -t blotter . && docker run -p 8000:8000 -e AUTH_MODE=dev blotter
+#   docker build -t blotter . && docker run -p 8000:8000 --ulimit nofile=65536:65536 -e AUTH_MODE=dev blotter
+# An image cannot set its own open-file limit: give it at run time (compose.yaml does), since
+# every connection is a file and Blotter derives MAX_STREAMS from the limit (docs/operations.md).
 
 FROM denoland/deno:2.9.6 AS build
 WORKDIR /src

@@ -47,6 +47,7 @@ const Env = z.object({
   RATE_LIMIT: onOff.default("on"),
   EVENT_RETENTION_HOURS: positiveInt.default(72),
   MAX_STREAMS_PER_USER: positiveInt.default(10),
+  MAX_STREAMS: positiveInt.optional(),
   STREAM_QUEUE_LIMIT: positiveInt.default(1000),
   WRITE_QUEUE_LIMIT: positiveInt.default(5000),
   PUBLIC_ORIGIN: z.url().optional(),
@@ -69,14 +70,14 @@ export const DEFAULT_PUSH_ORIGINS = [
   "https://wns2-par02p.notify.windows.com",
 ] as const;
 
-/** Which HTTP server carries the app (serve.ts): Deno.serve, or node:http with Hono's adapter. */
+/** Which HTTP server carries the app (server/): Deno.serve, or node:http with Hono's adapter. */
 export type HttpServerKind = "deno" | "node";
 
 /** The validated, typed settings. */
 export interface Config {
   readonly port: number;
   readonly host: string;
-  /** The HTTP server adapter (serve.ts; the figures behind the default: docs/tech-choices.md). */
+  /** The HTTP server adapter (server/; the figures behind the default: docs/tech-choices.md). */
   readonly httpServer: HttpServerKind;
   readonly databaseUrl: string | null;
   /** The Postgres schema Blotter's tables live in (tests use one per run). */
@@ -108,6 +109,11 @@ export interface Config {
   readonly rateLimit: boolean;
   readonly eventRetentionMs: number;
   readonly maxStreamsPerUser: number;
+  /**
+   * Open streams and sockets on this instance; past it a new one is answered 503. Null: derived
+   * from the open-file limit at start (server/descriptors.ts).
+   */
+  readonly maxStreams: number | null;
   readonly streamQueueLimit: number;
   /** Reports and order actions waiting to be written at once; past it they are answered 503. */
   readonly writeQueueLimit: number;
@@ -212,6 +218,7 @@ export function loadConfig(
     rateLimit: e.RATE_LIMIT === "on",
     eventRetentionMs: e.EVENT_RETENTION_HOURS * 3_600_000,
     maxStreamsPerUser: e.MAX_STREAMS_PER_USER,
+    maxStreams: e.MAX_STREAMS ?? null,
     streamQueueLimit: e.STREAM_QUEUE_LIMIT,
     writeQueueLimit: e.WRITE_QUEUE_LIMIT,
     publicOrigin: e.PUBLIC_ORIGIN ?? null,

@@ -56,3 +56,53 @@ export const silentLogger: Logger = {
   error() {},
   with: () => silentLogger,
 };
+
+/** What an Episode says, and when a burst counts as over. */
+export interface EpisodeOptions {
+  /** Logged (at `level`) when the condition first occurs. */
+  began: string;
+  /** Logged (info) when it is over, with how many times it occurred. */
+  ended: string;
+  level?: "warn" | "error";
+  /**
+   * A burst is over after this long without an occurrence. Without it, only `resolved()` ends
+   * the episode (a condition with a known way out, e.g. a write that succeeds again).
+   */
+  quietMs?: number;
+}
+
+/**
+ * A condition that may recur many times a second (a refused stream, a write to a full disk),
+ * logged once when it begins and once when it ends — never once per request, so a flood cannot
+ * flood the log too.
+ */
+export class Episode {
+  #count = 0;
+  #quiet: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly log: Logger, readonly options: EpisodeOptions) {}
+
+  /** Whether the condition is current. */
+  get active(): boolean {
+    return this.#count > 0;
+  }
+
+  /** One occurrence: the first of an episode is logged with `fields`. */
+  occurred(fields?: Record<string, unknown>): void {
+    if (this.#count++ === 0) this.log[this.options.level ?? "warn"](this.options.began, fields);
+    const quietMs = this.options.quietMs;
+    if (quietMs === undefined) return;
+    clearTimeout(this.#quiet);
+    this.#quiet = setTimeout(() => this.resolved(), quietMs);
+    // Waiting for quiet must not keep the process (or a test) alive.
+    Deno.unrefTimer(this.#quiet as unknown as number);
+  }
+
+  /** The condition is over: logged once, with how many times it occurred. */
+  resolved(): void {
+    clearTimeout(this.#quiet);
+    if (this.#count === 0) return;
+    this.log.info(this.options.ended, { occurrences: this.#count });
+    this.#count = 0;
+  }
+}

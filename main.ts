@@ -17,9 +17,10 @@ import { Metrics } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
 import { createApp } from "./routes/app.ts";
-import { serve } from "./serve.ts";
-import { openKvStore } from "./store/kv/mod.ts";
-import { openPgStore } from "./store/pg/mod.ts";
+import { openFileLimit, streamCapFor } from "./server/descriptors.ts";
+import { waitingRoutes } from "./routes/waiting.ts";
+import { serve, type Server } from "./server/serve.ts";
+import { openStore, openStoreWhenReachable, StartError } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 import { startSimulator } from "./venue/simulator.ts";
 
@@ -34,37 +35,40 @@ export interface RunningBlotter {
   stop(): Promise<void>;
 }
 
-/** Opens the store the config asks for: Postgres when DATABASE_URL is set, else Deno KV. */
-async function openStore(config: Config, log: Logger): Promise<Store> {
-  if (config.databaseUrl) {
-    return await openPgStore(config.databaseUrl, {
-      log,
-      schema: config.databaseSchema,
-      writeQueueLimit: config.writeQueueLimit,
-    });
-  }
-  return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit, log });
-}
-
 /** Blotter without its socket: the app object, and how to stop what runs behind it. */
 export interface AssembledBlotter {
   /** The Hono app; `app.fetch` serves it, `app.request()` calls it in-process (tests). */
   app: ReturnType<typeof createApp>;
-  /** Which store it opened (for the start-up log line). */
-  storeKind: Store["kind"];
   /** Ends every open stream (they reconnect), as shutdown does first. */
   endStreams(): void;
   /** Stops the timers, the venue, the feed, push and the store (after the server has stopped). */
   stop(): Promise<void>;
 }
 
+/** What a caller may hand assembleBlotter instead of having it made (startBlotter does). */
+export interface Given {
+  /** The store, already open (startBlotter waits for a late database before assembling). */
+  store?: Store;
+  /** The process's metrics (the server counts its listener's troubles there too). */
+  metrics?: Metrics;
+  /** MAX_STREAMS as in force: the setting, or derived from the open-file limit. */
+  maxStreams?: number;
+  /** Why the server is not accepting connections right now, or null (for /readyz). */
+  notAccepting?: () => string | null;
+}
+
 /** Starts every part of Blotter except the HTTP server. */
-export async function assembleBlotter(config: Config, log: Logger): Promise<AssembledBlotter> {
-  const store = await openStore(config, log);
-  const metrics = new Metrics();
+export async function assembleBlotter(
+  config: Config,
+  log: Logger,
+  given: Given = {},
+): Promise<AssembledBlotter> {
+  const store = given.store ?? await openStore(config, log);
+  const metrics = given.metrics ?? new Metrics();
   const processMetrics = registerProcessMetrics(metrics);
   const hub = new Hub({
     maxStreamsPerUser: config.maxStreamsPerUser,
+    maxStreams: given.maxStreams ?? config.maxStreams ?? undefined,
     heartbeatMs: config.heartbeatMs,
     metrics,
   });
@@ -85,11 +89,11 @@ export async function assembleBlotter(config: Config, log: Logger): Promise<Asse
     metrics,
     log,
     feedStatus: feed.status,
+    notAccepting: given.notAccepting ?? (() => null),
     now: () => new Date(),
   });
   return {
     app,
-    storeKind: store.kind,
     endStreams: () => hub.closeAll("server shutting down"),
     async stop() {
       clearInterval(prune);
@@ -102,21 +106,67 @@ export async function assembleBlotter(config: Config, log: Logger): Promise<Asse
   };
 }
 
-/** Starts every part of Blotter and the HTTP server. */
+/**
+ * Starts every part of Blotter and the HTTP server. When the store opens at once (the usual
+ * case), the server starts with the whole app; when Postgres is not up yet, the server starts
+ * anyway — alive, not ready (routes/waiting.ts) — and the whole app takes over once it answers.
+ */
 export async function startBlotter(config: Config, log: Logger): Promise<RunningBlotter> {
-  const blotter = await assembleBlotter(config, log);
-  const server = await serve(blotter.app, {
+  const fileLimit = openFileLimit();
+  const maxStreams = config.maxStreams ?? streamCapFor(fileLimit);
+  let server: Server | null = null;
+  let stopping: Promise<void> | null = null;
+  let waitingFor: string | null = null;
+  let markWaiting!: () => void;
+  const waiting = new Promise<"waiting">((r) => (markWaiting = () => r("waiting")));
+  const opening = openStoreWhenReachable(config, log, (reason) => {
+    if (waitingFor === null) log.warn(reason);
+    waitingFor = reason;
+    markWaiting();
+  }, () => stopping !== null);
+  const given: Given = {
+    metrics: new Metrics(),
+    maxStreams,
+    notAccepting: () => server?.notAccepting ?? null,
+  };
+  let blotter: AssembledBlotter | null = null;
+  const assemble = async (store: Store | null) => {
+    if (!store) return;
+    if (stopping) return void await store.close(); // opened just as the process was stopping
+    blotter = await assembleBlotter(config, log, { ...given, store });
+  };
+  // The server starts once the first try has settled, or once the database keeps it waiting.
+  const first = await Promise.race([opening, waiting]);
+  if (first !== "waiting") await assemble(first);
+  const waitingApp = waitingRoutes(() => waitingFor ?? "starting");
+  // The server asks this on every request, so the app can change under it (waiting → whole).
+  const front = {
+    fetch: (req: Request, env?: unknown) => (blotter?.app ?? waitingApp).fetch(req, env),
+  };
+  server = await serve(front, {
     port: config.port,
     host: config.host,
     log,
     server: config.httpServer,
+    metrics: given.metrics,
+    fileLimit,
   });
   log.info("Blotter is listening", {
     url: `http://${config.host}:${server.port}`,
-    store: blotter.storeKind,
+    store: config.databaseUrl ? "postgres" : "kv",
     server: config.httpServer,
     auth: config.auth.mode,
     simulator: config.simulator,
+    open_file_limit: fileLimit,
+    max_streams: maxStreams,
+  });
+  const assembled = first !== "waiting" ? Promise.resolve() : opening.then(assemble).then(() => {
+    if (blotter) log.info("the database answers: Blotter is ready");
+  }, (err) => {
+    // A setting that will not mend itself (a wrong password once the database is up): said in
+    // one line, and the process ends as it would have at start.
+    log.error(err instanceof Error ? err.message : String(err));
+    Deno.exit(1);
   });
   if (config.auth.mode === "dev") {
     log.warn("AUTH_MODE=dev: anyone can sign in as anyone. Never use it in production.");
@@ -134,13 +184,15 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     }
   }
 
-  let stopping: Promise<void> | null = null;
+  const running = server;
   const stop = () =>
     stopping ??= (async () => {
       // Ask every stream to reconnect (elsewhere, or here after a restart), then stop serving.
-      blotter.endStreams();
-      await server.shutdown();
-      await blotter.stop();
+      blotter?.endStreams();
+      await running.shutdown();
+      // A start still waiting for the database gives up at its next try.
+      await assembled;
+      await (blotter as AssembledBlotter | null)?.stop();
     })();
   return { port: server.port, stop };
 }
@@ -174,7 +226,15 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   const log = createLogger(config.logLevel);
-  const blotter = await startBlotter(config, log);
+  let blotter: RunningBlotter;
+  try {
+    blotter = await startBlotter(config, log);
+  } catch (err) {
+    // One plain line and a non-zero exit, never a stack trace: a StartError names the setting;
+    // anything else (the port taken, the KV file unreadable) says what the system said.
+    log.error(err instanceof StartError ? err.message : `Blotter cannot start: ${err}`);
+    Deno.exit(1);
+  }
   const onSignal = () => {
     log.info("shutting down");
     const deadline = setTimeout(() => {

@@ -68,7 +68,7 @@ export async function startBlotter(opts: {
     INGEST_TOKEN,
     RATE_LIMIT: "off",
     LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "warn",
-    // Which server adapter carries Blotter (serve.ts): the bench's own HTTP_SERVER, else the default.
+    // Which server adapter carries Blotter (server/): the bench's own HTTP_SERVER, else the default.
     ...(Deno.env.get("HTTP_SERVER") ? { HTTP_SERVER: Deno.env.get("HTTP_SERVER")! } : {}),
     ...(opts.heartbeatMs ? { HEARTBEAT_MS: String(opts.heartbeatMs) } : {}),
     ...(opts.store === "postgres"

@@ -60,6 +60,11 @@ export interface Subscriber {
 export interface HubOptions {
   /** Concurrent streams one user may hold; the next is refused with 429. */
   maxStreamsPerUser: number;
+  /**
+   * Concurrent streams on this instance (MAX_STREAMS; default: no cap); the next is refused with
+   * 503. Each is a socket, so this keeps the process below its open-file limit (server/descriptors.ts).
+   */
+  maxStreams?: number;
   /** Heartbeat interval; one timer for all streams, not one per stream. */
   heartbeatMs?: number;
   metrics?: Metrics;
@@ -76,11 +81,25 @@ const HEARTBEAT_TICK_MS = 100;
 /** At most this many slices (a long HEARTBEAT_MS ticks less often instead of holding more). */
 const MAX_HEARTBEAT_SLICES = 150;
 
+/** How long a stream refused at the instance's cap is asked to wait before it tries again. */
+export const STREAMS_FULL_RETRY_S = 5;
+
+/** What a stream past the instance's cap is answered: 503, come back in a few seconds. */
+export function streamsFull(): AppError {
+  return new AppError(
+    "unavailable",
+    "This server holds as many open streams as it can; retry shortly",
+    { retry_after_s: STREAMS_FULL_RETRY_S },
+  );
+}
+
 /** The in-memory fan-out from the change feed to open streams. */
 export class Hub {
   readonly #users = new Map<string, Set<Subscriber>>();
   readonly #sessions = new Map<string, Set<Subscriber>>();
   readonly #max: number;
+  /** The instance's cap (MAX_STREAMS). */
+  readonly maxStreams: number;
   #count = 0;
   #status: RealtimeStatus = { realtime: "ok" };
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -90,6 +109,7 @@ export class Hub {
 
   constructor(options: HubOptions) {
     this.#max = options.maxStreamsPerUser;
+    this.maxStreams = options.maxStreams ?? Infinity;
     if (options.heartbeatMs) {
       const every = options.heartbeatMs;
       const finest = Math.max(1, Math.min(HEARTBEAT_TICK_MS, Math.floor(every / 10)));
@@ -109,8 +129,12 @@ export class Hub {
     options.metrics?.gauge("blotter_open_streams", "Open SSE streams", () => this.#count);
   }
 
-  /** Adds a stream; throws too_many_streams (429) past the per-user cap. Returns its removal. */
+  /**
+   * Adds a stream; throws `streamsFull()` (503) past the instance's cap and too_many_streams (429)
+   * past the user's. Returns its removal.
+   */
   add(sub: Subscriber): () => void {
+    if (this.#count >= this.maxStreams) throw streamsFull();
     let subs = this.#users.get(sub.userId);
     if (subs && subs.size >= this.#max) {
       throw new AppError(

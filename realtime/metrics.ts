@@ -128,6 +128,26 @@ export class Metrics {
   );
   /** Streams closed, by reason. */
   readonly streamsClosed = this.counter("blotter_streams_closed_total", "SSE streams ended");
+  /** Streams refused at the instance's cap (MAX_STREAMS), answered 503. */
+  readonly streamsRefused = this.counter(
+    "blotter_streams_refused_total",
+    "New streams refused with 503 because the instance holds MAX_STREAMS",
+  );
+  /**
+   * The listener's troubles, by `event`: accept_failed (the accept loop stopped, e.g. on EMFILE,
+   * and was restarted), shed (connections without a request in progress closed to free
+   * descriptors), head_timeout (a connection closed for sending no complete request in time),
+   * refused_at_accept (node:http: a connection closed as accepted, past the descriptors' room).
+   */
+  readonly listenerEvents = this.counter(
+    "blotter_listener_events_total",
+    "Accept-loop restarts, connections shed under descriptor pressure, request-head timeouts",
+  );
+  /** Writes refused because the store's disk is full, answered 503. */
+  readonly storeFull = this.counter(
+    "blotter_store_full_writes_total",
+    "Reports and order actions refused with 503 because the store's disk is full",
+  );
   /**
    * Push alerts by `platform` (web, fcm, apns) and `outcome`: sent, retried (one per retry
    * scheduled), token_deleted (the service said the target is gone), failed (refused, or out of

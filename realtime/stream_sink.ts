@@ -1,7 +1,7 @@
 /**
- * Where an open stream's bytes go: a small sink the HTTP server adapter provides (serve.ts), so
+ * Where an open stream's bytes go: a small sink the HTTP server adapter provides (server/), so
  * the stream never knows which server carries it. Under Deno.serve the sink is a ReadableStream
- * body (below); under node:http it is the response itself (`res.write`, serve.ts), with no Web
+ * body (below); under node:http it is the response itself (`res.write`, server/node_listener.ts), with no Web
  * stream in between, which is what keeps an idle stream's memory small (docs/tech-choices.md).
  *
  * Backpressure is counted in messages, the same under both: a write the client has not taken yet

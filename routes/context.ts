@@ -32,6 +32,8 @@ export interface Deps extends AuthDeps {
   log: Logger;
   /** Readiness of the change feed, as the feed last reported it. */
   feedStatus: () => { ok: boolean; reason?: string };
+  /** Why the server is not accepting new connections right now (server/), or null while it is. */
+  notAccepting: () => string | null;
   /** The clock; tests may pass their own. */
   now: () => Date;
 }

@@ -9,10 +9,13 @@ export function opsRoutes(deps: Deps): Hono<AppEnv> {
   app.get("/readyz", async (c) => {
     const storeOk = await deps.store.ping();
     const feed = deps.feedStatus();
-    if (storeOk && feed.ok) return c.json({ status: "ready", store: deps.store.kind });
+    const notAccepting = deps.notAccepting();
+    if (storeOk && feed.ok && !notAccepting) {
+      return c.json({ status: "ready", store: deps.store.kind });
+    }
     const reason = !storeOk
       ? "the store is not answering"
-      : feed.reason ?? "the change feed is down";
+      : notAccepting ?? feed.reason ?? "the change feed is down";
     return c.json({ error: { code: "unavailable", message: reason } }, 503);
   });
   app.get("/metrics", (c) => {

@@ -275,6 +275,8 @@ export interface ServerProcess {
   pid: number;
   /** Everything the process has written to stdout and stderr so far. */
   output(): string;
+  /** Whether the process has exited (it was not asked to). */
+  exited(): boolean;
   /** SIGTERM, then waits for the exit; answers the whole output. */
   stop(): Promise<string>;
 }
@@ -286,6 +288,8 @@ export interface ServerProcess {
 export async function spawnServer(
   env: Record<string, string>,
   args = ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+  /** A command the server runs under, as a host would start it (e.g. `prlimit --nofile=256:256`). */
+  under: string[] = [],
 ): Promise<ServerProcess> {
   // Only what the test says: an inherited DATABASE_URL (CI sets one) would put this server on the
   // shared database's default schema, where runs would see each other's data.
@@ -293,8 +297,9 @@ export async function spawnServer(
   for (const name of Object.keys(inherited)) {
     if (/^(DATABASE_|AUTH_|INGEST_|VAPID_|PUSH_|SIM|KV_)/.test(name)) delete inherited[name];
   }
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const [command, ...prefix] = [...under, Deno.execPath()];
+  const child = new Deno.Command(command, {
+    args: [...prefix, ...args],
     cwd: new URL("..", import.meta.url).pathname,
     env: { ...inherited, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
     clearEnv: true,
@@ -323,10 +328,13 @@ export async function spawnServer(
       startTimer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000);
     }),
   ]).finally(() => clearTimeout(startTimer));
+  let exited = false;
+  child.status.then(() => (exited = true));
   return {
     url,
     pid: child.pid,
     output: () => out,
+    exited: () => exited,
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -359,6 +367,7 @@ export async function withApp<T>(
       metrics,
       log: silentLogger,
       feedStatus: () => ({ ok: true }),
+      notAccepting: () => null,
       now: () => new Date(),
     }));
   } finally {

@@ -104,12 +104,18 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     connect_timeout: 5,
     debug,
   });
-  await sql.unsafe(`create schema if not exists "${schema}"`);
-  const ddl = await Deno.readTextFile(new URL("../schema.sql", import.meta.url));
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('blotter_schema'))`;
-    await tx.unsafe(ddl);
-  });
+  try {
+    await sql.unsafe(`create schema if not exists "${schema}"`);
+    const ddl = await Deno.readTextFile(new URL("../schema.sql", import.meta.url));
+    await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtext('blotter_schema'))`;
+      await tx.unsafe(ddl);
+    });
+  } catch (err) {
+    // A start that fails (the database not up yet) is tried again: leave no pool behind.
+    await sql.end({ timeout: 0 }).catch(() => {});
+    throw err;
+  }
   return {
     sql,
     url,
@@ -142,6 +148,17 @@ export function unavailableIfConnection(err: unknown): unknown {
     return new AppError("unavailable", "The database is unavailable; try again shortly");
   }
   return err;
+}
+
+/**
+ * Whether a failure to open the store means "the database is not there yet" (refused, starting
+ * up, its name not yet in DNS while a compose stack comes up): worth waiting for. Anything else —
+ * a wrong password, a missing database — will not mend itself and stops the start.
+ */
+export function isNotUpYet(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return isConnectionError(err) ||
+    /^(ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL)$/.test(code);
 }
 
 /** Whether `err` says the connection or the server went away (not a query's own failure). */

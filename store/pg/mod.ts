@@ -34,7 +34,7 @@ import { pgSessions } from "./sessions.ts";
 import { openWriters } from "./transaction.ts";
 import { WriteGate } from "../write_gate.ts";
 
-export type { PgStoreOptions } from "./connect.ts";
+export { isNotUpYet, type PgStoreOptions } from "./connect.ts";
 
 /** How long close() lets reports already handed in finish before it closes the pools anyway. */
 const CLOSE_WAIT_MS = 5_000;
@@ -49,7 +49,17 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   const { applyReport } = gate.wrap(groups, ["applyReport"] as const);
   const eventLog = pgEventLog(ctx);
   const inbox = inboxDrain(ctx, { applyReport });
-  const listener = await startListening(ctx, eventLog, inbox.wake);
+  let listener: Awaited<ReturnType<typeof startListening>>;
+  try {
+    listener = await startListening(ctx, eventLog, inbox.wake);
+  } catch (err) {
+    // The database went away between the schema and LISTEN: close what was opened (main.ts
+    // tries the whole open again).
+    ctx.closed = true;
+    await writers.end().catch(() => {});
+    await ctx.sql.end({ timeout: 0 }).catch(() => {});
+    throw err;
+  }
 
   async function getSetting(key: string): Promise<string | null> {
     const [row] = await query(

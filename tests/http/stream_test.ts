@@ -22,7 +22,7 @@ t("JSON events carry id = seq, event: order, one line of data; retry and heartbe
     assert.equal(res.headers.get("content-type"), "text/event-stream");
     assert.equal(res.headers.get("cache-control"), "no-cache");
     assert.equal(res.headers.get("x-accel-buffering"), "no");
-    // The middleware's headers reach the stream's head under either server adapter (serve.ts
+    // The middleware's headers reach the stream's head under either server adapter (server/
     // writes node:http's head only after the app has finished the response).
     assert.equal(res.headers.get("x-content-type-options"), "nosniff");
     assert.equal(res.headers.get("content-length"), null);

@@ -1,11 +1,16 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { ENV_NAMES, loadConfig } from "../../config.ts";
+import { streamCapFor } from "../../server/descriptors.ts";
 
 const root = new URL("../../", import.meta.url);
 const dockerfile = await Deno.readTextFile(new URL("Dockerfile", root));
 const compose = parse(await Deno.readTextFile(new URL("compose.yaml", root))) as {
-  services: Record<string, { environment?: Record<string, string>; ports?: string[] }>;
+  services: Record<string, {
+    environment?: Record<string, string>;
+    ports?: string[];
+    ulimits?: { nofile?: { soft: number; hard: number } };
+  }>;
 };
 const defaults = loadConfig({ AUTH_MODE: "dev" });
 
@@ -36,6 +41,14 @@ Deno.test("every environment name in Dockerfile and compose.yaml is one Blotter 
   for (const name of Object.keys(blotter.environment ?? {})) names.add(name);
   assert.ok(names.size >= 5, `found ${[...names]}`);
   for (const name of names) assert.ok(ENV_NAMES.includes(name), `${name} is not a Blotter setting`);
+});
+
+Deno.test("compose raises the open-file limit the stream cap is derived from", () => {
+  const nofile = compose.services.blotter.ulimits?.nofile;
+  assert.ok(nofile, "compose sets no nofile ulimit");
+  // Under ~2,000 the derived MAX_STREAMS (server/descriptors.ts) is a few hundred streams.
+  assert.ok(nofile.soft >= 2_048 && nofile.hard >= nofile.soft, `nofile ${JSON.stringify(nofile)}`);
+  assert.ok(streamCapFor(nofile.soft) >= 1_000);
 });
 
 Deno.test("compose publishes the container port the config listens on", () => {

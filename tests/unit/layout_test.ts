@@ -16,14 +16,14 @@ const MAX_LINES = 300;
  * The floors, top to bottom: each module (a top-level folder, or a top-level file) and the modules
  * it may import. Imports inside one module are always allowed. Where the top-level files sit:
  * - main.ts is the roof: it wires every floor and nothing imports it.
- * - serve.ts (the HTTP server adapter) sits beside main.ts: it takes an app and serves it.
+ * - server/ (the HTTP server and its adapters) sits beside main.ts: it takes an app and serves it.
  * - config.ts and log.ts are on the ground floor beside orders/: every floor may use the settings
  *   and the logger, except views/ (pure markup from orders/ types) and orders/ (imports nothing).
  *   config_native.ts (the FCM/APNs settings) is config.ts's own part, below it.
  */
 const FLOORS: Record<string, readonly string[]> = {
   "main.ts": [
-    "serve.ts",
+    "server",
     "routes",
     "realtime",
     "venue",
@@ -34,7 +34,7 @@ const FLOORS: Record<string, readonly string[]> = {
     "config.ts",
     "log.ts",
   ],
-  "serve.ts": ["config.ts", "log.ts"],
+  server: ["config.ts", "log.ts"],
   routes: ["realtime", "venue", "auth", "views", "store", "orders", "config.ts", "log.ts"],
   realtime: ["store", "orders", "config.ts", "log.ts"],
   venue: ["store", "orders", "config.ts", "log.ts"],
