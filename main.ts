@@ -13,7 +13,7 @@ import {
 import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
-import { Metrics } from "./realtime/metrics.ts";
+import { Metrics, ReadCounter } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
 import { createApp } from "./routes/app.ts";
@@ -66,6 +66,13 @@ export async function assembleBlotter(
   const store = given.store ?? await openStore(config, log);
   const metrics = given.metrics ?? new Metrics();
   const processMetrics = registerProcessMetrics(metrics);
+  metrics.register(
+    new ReadCounter(
+      "blotter_store_disk_full_writes_total",
+      "Reports and order actions refused with 503 because the store's disk was full",
+      () => store.writesRefusedDiskFull,
+    ),
+  );
   const hub = new Hub({
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxStreams: given.maxStreams ?? config.maxStreams ?? undefined,

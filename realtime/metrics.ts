@@ -69,6 +69,19 @@ export class Gauge {
   }
 }
 
+/** A counter whose value is read at scrape time, from whatever keeps it (CPU seconds, a store's). */
+export class ReadCounter {
+  constructor(readonly name: string, readonly help: string, readonly read: () => number) {}
+  /** Prometheus text lines. */
+  render(): string[] {
+    return [
+      `# HELP ${this.name} ${this.help}`,
+      `# TYPE ${this.name} counter`,
+      `${this.name} ${this.read()}`,
+    ];
+  }
+}
+
 /** A distribution in fixed buckets (upper bounds, in the metric's unit). */
 export class Histogram {
   readonly #counts: number[];
@@ -142,11 +155,6 @@ export class Metrics {
   readonly listenerEvents = this.counter(
     "blotter_listener_events_total",
     "Accept-loop restarts, connections shed under descriptor pressure, request-head timeouts",
-  );
-  /** Writes refused because the store's disk is full, answered 503. */
-  readonly storeFull = this.counter(
-    "blotter_store_full_writes_total",
-    "Reports and order actions refused with 503 because the store's disk is full",
   );
   /**
    * Push alerts by `platform` (web, fcm, apns) and `outcome`: sent, retried (one per retry

@@ -6,23 +6,10 @@
  * not reported: Deno exposes no GC observer.
  */
 import process from "node:process";
-import type { Metrics } from "./metrics.ts";
+import { type Metrics, ReadCounter } from "./metrics.ts";
 
 /** How often the event loop is sampled; a stall shows up as a sample that fires this much late. */
 const SAMPLE_EVERY_MS = 100;
-
-/** A counter whose value is read at scrape time (CPU seconds only grow). */
-class ReadCounter {
-  constructor(readonly name: string, readonly help: string, readonly read: () => number) {}
-  /** Prometheus text lines. */
-  render(): string[] {
-    return [
-      `# HELP ${this.name} ${this.help}`,
-      `# TYPE ${this.name} counter`,
-      `${this.name} ${this.read()}`,
-    ];
-  }
-}
 
 /** The process metrics and the event-loop sampler; `stop()` ends the sampler's timer. */
 export interface ProcessMetrics {

@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { z } from "zod";
 import { AppError, errorBody } from "../orders/errors.ts";
+import { diskFull, isDiskFull } from "../store/write_gate.ts";
 import type { AppEnv, Deps } from "./context.ts";
 
 /** Request bodies above this are refused with 413. */
@@ -57,6 +58,9 @@ export function installMiddleware(app: Hono<AppEnv>, deps: Deps): void {
     },
   }));
   app.onError((err, c) => {
+    // Writes outside the store's gate (sign-ins, push subscriptions) on a full disk: the same
+    // 503 the gate answers, not a 500 logged per request (the gate logs the episode).
+    if (isDiskFull(err)) err = diskFull();
     if (err instanceof AppError) {
       if (err.code === "rate_limited" || err.code === "unavailable") {
         // A 503 (the store is overloaded or away) tells the client when to come back, as a 429

@@ -8,14 +8,15 @@ export function opsRoutes(deps: Deps): Hono<AppEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const storeOk = await deps.store.ping();
+    const unwritable = storeOk ? await deps.store.unwritable() : null;
     const feed = deps.feedStatus();
     const notAccepting = deps.notAccepting();
-    if (storeOk && feed.ok && !notAccepting) {
+    if (storeOk && !unwritable && feed.ok && !notAccepting) {
       return c.json({ status: "ready", store: deps.store.kind });
     }
     const reason = !storeOk
       ? "the store is not answering"
-      : notAccepting ?? feed.reason ?? "the change feed is down";
+      : unwritable ?? notAccepting ?? feed.reason ?? "the change feed is down";
     return c.json({ error: { code: "unavailable", message: reason } }, 503);
   });
   app.get("/metrics", (c) => {

@@ -244,6 +244,13 @@ export interface Health {
   readonly kind: "kv" | "postgres";
   /** Whether the store answers right now (for /readyz). */
   ping(): Promise<boolean>;
+  /**
+   * Why writes are refused right now (its disk is full), or null while they go through; while a
+   * problem stands, asking tries a small write, so the answer comes back by itself (/readyz).
+   */
+  unwritable(): Promise<string | null>;
+  /** Writes refused because the disk was full, since start (/metrics). */
+  readonly writesRefusedDiskFull: number;
 }
 
 /**

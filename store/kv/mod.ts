@@ -19,7 +19,7 @@ import { kvPush } from "./push.ts";
 import { kvEventLog, kvOrderReads } from "./reads.ts";
 import { kvSessions } from "./sessions.ts";
 import { kvWrites } from "./writes.ts";
-import { WriteGate } from "../write_gate.ts";
+import { probeValue, WriteGate } from "../write_gate.ts";
 
 /** Options for the KV store. */
 export interface KvStoreOptions {
@@ -48,11 +48,18 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
     return (await kv.get<string>(["setting", key])).value;
   }
 
+  // Every write is counted from hand-in to answer; past the limit, or with the disk full, it is
+  // refused with a 503.
+  const gate = new WriteGate({
+    limit: options.writeQueueLimit,
+    log: options.log,
+    probe: () => kv.set(["setting", "write_probe"], probeValue()),
+  });
+
   return {
     kind: "kv",
     changes: ctx.changes,
-    // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
-    ...new WriteGate(options.writeQueueLimit).wrap(kvWrites(ctx, reads), [
+    ...gate.wrap(kvWrites(ctx, reads), [
       "placeOrder",
       "requestCancel",
       "requestReplace",
@@ -79,6 +86,11 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
         // Not swallowed: "false" is the answer /readyz reports (503).
         return false;
       }
+    },
+
+    unwritable: () => gate.unwritable(),
+    get writesRefusedDiskFull() {
+      return gate.refusedDiskFull;
     },
 
     close() {

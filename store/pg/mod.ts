@@ -32,7 +32,7 @@ import { pgEventLog, pgOrderReads } from "./reads.ts";
 import { ReportGroups } from "./reports.ts";
 import { pgSessions } from "./sessions.ts";
 import { openWriters } from "./transaction.ts";
-import { WriteGate } from "../write_gate.ts";
+import { probeValue, WriteGate } from "../write_gate.ts";
 
 export { isNotUpYet, type PgStoreOptions } from "./connect.ts";
 
@@ -44,8 +44,15 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   const ctx = await connect(url, options);
   const writers = openWriters(ctx);
   const groups = new ReportGroups(ctx, writers);
-  // Every write is counted from hand-in to answer; past the limit it is refused with a 503.
-  const gate = new WriteGate(options.writeQueueLimit);
+  // Every write is counted from hand-in to answer; past the limit, or with the disk full, it is
+  // refused with a 503.
+  const gate = new WriteGate({
+    limit: options.writeQueueLimit,
+    log: options.log,
+    probe: () =>
+      ctx.sql`insert into settings (key, value) values ('write_probe', ${probeValue()})
+        on conflict (key) do update set value = excluded.value`,
+  });
   const { applyReport } = gate.wrap(groups, ["applyReport"] as const);
   const eventLog = pgEventLog(ctx);
   const inbox = inboxDrain(ctx, { applyReport });
@@ -99,6 +106,11 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
         // Not swallowed: "false" is the answer /readyz reports (503).
         return false;
       }
+    },
+
+    unwritable: () => gate.unwritable(),
+    get writesRefusedDiskFull() {
+      return gate.refusedDiskFull;
     },
 
     async close() {

@@ -86,7 +86,10 @@ Deno.test({
     );
     assert.ok(err, "the server started on a database that does not exist");
     assert.match(err.message, /server exited \(1\)/);
-    assert.match(err.message, /DATABASE_URL: database \\"blotter_no_such_database\\" does not exist/);
+    assert.match(
+      err.message,
+      /DATABASE_URL: database \\"blotter_no_such_database\\" does not exist/,
+    );
     assert.doesNotMatch(err.message.split("\n").slice(1).join("\n"), STACK);
   },
 });
