@@ -78,6 +78,7 @@ export async function assembleBlotter(
     maxStreams: given.maxStreams ?? config.maxStreams ?? undefined,
     heartbeatMs: config.heartbeatMs,
     metrics,
+    log,
   });
   const push = await createPushDispatcher({ config, store, hub, metrics, log });
   const feed = startFeed({ store, hub, push, log });

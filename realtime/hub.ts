@@ -4,6 +4,7 @@
  * shutdown, per-user cap). Each subscriber owns its bounded queue (realtime/sse.ts): a stalled
  * one closes itself and resumes with Last-Event-ID, so a slow client never holds memory here.
  */
+import { Episode, type Logger, silentLogger } from "../log.ts";
 import { AppError } from "../orders/errors.ts";
 import type { OrderEvent } from "../orders/model.ts";
 import type { Metrics } from "./metrics.ts";
@@ -68,6 +69,8 @@ export interface HubOptions {
   /** Heartbeat interval; one timer for all streams, not one per stream. */
   heartbeatMs?: number;
   metrics?: Metrics;
+  /** Where refusals at `maxStreams` are told, once per burst. */
+  log?: Logger;
 }
 
 /**
@@ -100,6 +103,9 @@ export class Hub {
   readonly #max: number;
   /** The instance's cap (MAX_STREAMS). */
   readonly maxStreams: number;
+  /** Refusals at `maxStreams`: logged once per burst, ended by quiet or by `closeAll`. */
+  readonly #full: Episode;
+  readonly #metrics: Metrics | undefined;
   #count = 0;
   #status: RealtimeStatus = { realtime: "ok" };
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -110,6 +116,12 @@ export class Hub {
   constructor(options: HubOptions) {
     this.#max = options.maxStreamsPerUser;
     this.maxStreams = options.maxStreams ?? Infinity;
+    this.#metrics = options.metrics;
+    this.#full = new Episode(options.log ?? silentLogger, {
+      began: "refusing new streams: this instance holds MAX_STREAMS (503 + Retry-After)",
+      ended: "taking new streams again",
+      quietMs: 10_000,
+    });
     if (options.heartbeatMs) {
       const every = options.heartbeatMs;
       const finest = Math.max(1, Math.min(HEARTBEAT_TICK_MS, Math.floor(every / 10)));
@@ -134,7 +146,11 @@ export class Hub {
    * past the user's. Returns its removal.
    */
   add(sub: Subscriber): () => void {
-    if (this.#count >= this.maxStreams) throw streamsFull();
+    if (this.#count >= this.maxStreams) {
+      this.#metrics?.streamsRefused.inc();
+      this.#full.occurred({ max_streams: this.maxStreams });
+      throw streamsFull();
+    }
     let subs = this.#users.get(sub.userId);
     if (subs && subs.size >= this.#max) {
       throw new AppError(
@@ -221,6 +237,7 @@ export class Hub {
   /** Ends every stream (shutdown: clients reconnect elsewhere or after the restart). */
   closeAll(reason: CloseReason): void {
     clearInterval(this.#heartbeat);
+    this.#full.resolved();
     for (const subs of [...this.#users.values()]) for (const s of [...subs]) s.close(reason);
   }
 }

@@ -4,7 +4,6 @@
  * Both resume from `Last-Event-ID` (header) or `?last_event_id=` (the header wins).
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { Episode } from "../log.ts";
 import { AppError } from "../orders/errors.ts";
 import { jsonOf } from "../orders/json.ts";
 import type { RealtimeStatus } from "../realtime/hub.ts";
@@ -56,11 +55,6 @@ export function streamRoutes(
   requireApiAuth: MiddlewareHandler<AppEnv>,
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const streamsFull = new Episode(deps.log, {
-    began: "refusing new streams: this instance holds MAX_STREAMS (503 + Retry-After)",
-    ended: "taking new streams again",
-    quietMs: 10_000,
-  });
   const open = (c: Context<AppEnv>, format: StreamFormat) => {
     const from = resumePoint(c.req.header("last-event-id"), c.req.query("last_event_id"));
     if (from === "malformed") {
@@ -86,12 +80,8 @@ export function streamRoutes(
     try {
       stream.open(); // throws here, synchronously: 503 past the instance's cap, 429 the user's
     } catch (err) {
-      if (err instanceof AppError && err.code === "unavailable") {
-        deps.metrics.streamsRefused.inc();
-        streamsFull.occurred({ max_streams: deps.hub.maxStreams });
-        // The socket is given back at once: a crowd refused must not go on holding descriptors.
-        c.header("Connection", "close");
-      }
+      // A crowd refused must not go on holding descriptors: the client is asked to hang up.
+      if (err instanceof AppError && err.code === "unavailable") c.header("Connection", "close");
       throw err;
     }
     return stream.sink.response(SSE_HEADERS);

@@ -56,6 +56,7 @@
 
   document.addEventListener("htmx:sse:after:connection", () => {
     failures = 0;
+    firstConnectAttempt = 0;
     streaming = true;
     setState("live");
   });
@@ -73,6 +74,38 @@
     streaming = false;
     setState("reconnecting");
   });
+  // A stream refused at its first connect (503 at the server's stream cap, a restart under way,
+  // the network): hx-sse takes over only a response that is an event stream, so nothing would
+  // try again. Try again here with full jitter, never more than 10 s apart (CONTRACT: live again
+  // within about 15 s of the server's return), and poll meanwhile after a few failures.
+  const FIRST_CONNECT_MAX_MS = 10_000;
+  let firstConnectAttempt = 0;
+  let firstConnectTimer = null;
+  function firstConnectFailed(e) {
+    const el = e.target;
+    if (!el || !el.matches || !el.matches("[hx-sse\\:connect]") || (el._htmx && el._htmx.sse)) {
+      return;
+    }
+    const status = e.detail && e.detail.ctx && e.detail.ctx.response &&
+      e.detail.ctx.response.status;
+    if (status === 401) {
+      location.assign("/login");
+      return;
+    }
+    streaming = false;
+    failures++;
+    setState("reconnecting");
+    const cap = Math.min(FIRST_CONNECT_MAX_MS, 500 * 2 ** firstConnectAttempt++);
+    clearTimeout(firstConnectTimer);
+    firstConnectTimer = setTimeout(() => {
+      if (el.isConnected && !(el._htmx && el._htmx.sse)) {
+        htmx.ajax("GET", el.getAttribute("hx-sse:connect"), { source: el });
+      }
+    }, Math.random() * cap);
+  }
+  document.addEventListener("htmx:response:error", firstConnectFailed);
+  document.addEventListener("htmx:error", firstConnectFailed);
+
   window.addEventListener("offline", () => setState("offline"));
   window.addEventListener("online", () => {
     retryNow();

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { openKvStore } from "../../store/kv/mod.ts";
-import { api, INGEST_TOKEN, login, startServer } from "../helpers.ts";
+import { api, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 import { artifactPath, launch, NO_BROWSER, signIn } from "./browser.ts";
 
@@ -256,3 +256,47 @@ t("the page script arriving after the stream opens still shows the page live", a
     await server.stop();
   }
 });
+
+t(
+  "at the server's stream cap the page says so, polls, and goes live once there is room",
+  async () => {
+    const server = await startServer({ MAX_STREAMS: "1" });
+    const browser = await launch();
+    // Someone else holds the instance's one stream.
+    const holder = await login(server.url, "holder");
+    const held = await SseClient.open(`${server.url}/api/v1/stream`, {
+      authorization: `Bearer ${holder.token}`,
+    });
+    try {
+      assert.equal(held.status, 200);
+      const page = await browser.newPage();
+      await page.goto(`${server.url}/login`);
+      await page.fill("input[name=username]", "uma");
+      await page.click("button[type=submit]");
+      await page.waitForURL(`${server.url}/orders`);
+      await page.evaluate(RECORD_STATES);
+      // Its first connect is refused (503): it says so and keeps trying, polling meanwhile.
+      await page.waitForSelector("#connection[data-state=polling]", { timeout: 20_000 });
+      await page.screenshot({ path: await artifactPath("resilience-stream-cap") });
+      const { token } = await login(server.url, "uma");
+      const { json: placed } = await api(server.url, token, "POST", "/api/v1/orders", order);
+      await page.waitForSelector(`#order-${placed.id}`, { timeout: 15_000 });
+
+      // Room again: live by itself within the 10 s backoff ceiling, and events arrive live.
+      held.close();
+      await page.waitForSelector("#connection[data-state=live]", { timeout: 20_000 });
+      await api(server.url, INGEST_TOKEN, "POST", "/api/v1/executions", [
+        report(placed.id, "c1", "new"),
+        report(placed.id, "c2", "fill", { last_qty: "5", last_price: "187.41" }),
+      ]);
+      await page.waitForSelector(`#order-${placed.id}[data-status=filled]`, { timeout: 10_000 });
+      assert.equal(await page.locator(ROW).count(), 1, "one row, not a duplicate");
+      const states = await page.evaluate<string[]>("window.states");
+      assert.ok(states.includes("polling") && states.at(-1) === "live", states.join(" → "));
+    } finally {
+      held.close();
+      await browser.close();
+      await server.stop();
+    }
+  },
+);
