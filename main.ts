@@ -17,7 +17,7 @@ import { Metrics, ReadCounter } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
 import { createApp } from "./routes/app.ts";
-import { openFileLimit, streamCapFor } from "./server/descriptors.ts";
+import { openDescriptors, openFileLimit, streamCapFor } from "./server/descriptors.ts";
 import { waitingRoutes } from "./routes/waiting.ts";
 import { serve, type Server } from "./server/serve.ts";
 import { openStore, openStoreWhenReachable, StartError } from "./store/open.ts";
@@ -132,8 +132,12 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     waitingFor = reason;
     markWaiting();
   }, () => stopping !== null);
+  const metrics = new Metrics();
+  // The names Prometheus clients give them: a crowd at the door shows here first.
+  metrics.gauge("process_open_fds", "Open file descriptors", () => openDescriptors() ?? 0);
+  metrics.gauge("process_max_fds", "The open-file limit (RLIMIT_NOFILE)", () => fileLimit);
   const given: Given = {
-    metrics: new Metrics(),
+    metrics,
     maxStreams,
     notAccepting: () => server?.notAccepting ?? null,
   };

@@ -250,6 +250,8 @@ async function crowdAtTheDoor(adapter: "deno" | "node") {
 
     const metrics = (await tryFetch(`${server.url}/metrics`)).text;
     assert.match(metrics, /blotter_streams_refused_total [1-9]/);
+    assert.match(metrics, new RegExp(`process_max_fds ${NOFILE}\n`));
+    assert.match(metrics, /process_open_fds [1-9]/);
     assert.ok(!server.exited(), "the server exited");
   } finally {
     early?.close();
