@@ -122,7 +122,13 @@ export function apiRoutes(
 
   app.get("/api/v1/orders", requireApiAuth, async (c) => {
     const q = parseWith(ListQuery, c.req.query());
-    return c.json(await store.listOrders(auth(c).userId, q));
+    const page = await store.listOrders(auth(c).userId, q);
+    return c.json({
+      orders: page.orders,
+      next_cursor: page.next_cursor,
+      // Read with the rows: an app opens its stream from here and misses nothing (CONTRACT).
+      last_event_id: page.last_seq > 0 ? String(page.last_seq) : null,
+    });
   });
 
   app.get("/api/v1/orders/:id", requireApiAuth, async (c) => {

@@ -214,12 +214,15 @@ function paths(): Schema {
         ],
         responses: {
           "200": {
-            description: "One page",
+            description: "One page, and the newest event id read together with its rows: every " +
+              "event up to it is in them, none after. Open the stream from the first page's.",
             content: json({
               type: "object",
+              required: ["orders", "next_cursor", "last_event_id"],
               properties: {
                 orders: { type: "array", items: ref("Order") },
                 next_cursor: { type: ["string", "null"] },
+                last_event_id: { type: ["string", "null"] },
               },
             }),
           },

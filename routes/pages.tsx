@@ -6,7 +6,8 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
-import { type Order, OrderRequest } from "../orders/model.ts";
+import { OrderRequest } from "../orders/model.ts";
+import type { OrderPage as OrdersPage } from "../store/store.ts";
 import { OrderRow } from "../views/order_row.tsx";
 import { Toast } from "../views/fragments.tsx";
 import { orderSummary } from "../views/format.ts";
@@ -34,7 +35,7 @@ async function tabPage(
   userId: string,
   tab: Tab,
   cursor: string | null,
-): Promise<{ orders: Order[]; next_cursor: string | null }> {
+): Promise<OrdersPage> {
   const status = tab === "open" ? "open" : tab === "all" ? "all" : "closed";
   const page = await deps.store.listOrders(userId, { status, limit: PAGE_SIZE, cursor });
   if (tab === "filled") page.orders = page.orders.filter((o) => o.status === "filled");
@@ -89,10 +90,9 @@ export function pageRoutes(
   app.get("/orders", requirePageAuth, async (c) => {
     const { userId } = c.get("auth");
     const tab = tabOf(c.req.query("tab"));
-    // The seq is read BEFORE the rows: an event that lands in between is in the rows and is
-    // replayed too (a harmless re-swap), never missed.
-    const seq = await store.currentSeq(userId);
+    // The rows and the seq they reflect, read together: the stream opens from exactly there.
     const page = await tabPage(deps, userId, tab, c.req.query("cursor") ?? null);
+    const seq = page.last_seq;
     return c.html(String(
       <BlotterPage
         user={userId}

@@ -116,9 +116,16 @@ export function decideUserAction(
   };
 }
 
-/** One page from `limit + 1` orders read newest first: the extra one says another page exists. */
-export function pageOf(orders: Order[], limit: number): OrderPage {
+/**
+ * One page from `limit + 1` orders read newest first (the extra one says another page exists),
+ * with the user's seq read in the same snapshot.
+ */
+export function pageOf(orders: Order[], limit: number, lastSeq: number): OrderPage {
   const more = orders.length > limit;
   if (more) orders.pop();
-  return { orders, next_cursor: more ? encodeCursor(orders[orders.length - 1].id) : null };
+  return {
+    orders,
+    next_cursor: more ? encodeCursor(orders[orders.length - 1].id) : null,
+    last_seq: lastSeq,
+  };
 }

@@ -42,6 +42,11 @@ export type StatusFilter = "open" | "closed" | "all";
 export interface OrderPage {
   orders: Order[];
   next_cursor: string | null;
+  /**
+   * The user's newest seq read together with these rows (0: no event yet): every event up to it
+   * is reflected in them, none after — so a client opens its stream from exactly here.
+   */
+  last_seq: number;
 }
 
 /** A device's session (dev-mode login, or a JWT `sid` seen for the first time). */

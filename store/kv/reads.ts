@@ -14,6 +14,9 @@ export type KvOrderReads = Pick<
   "getOrder" | "listOrders" | "orderEvents" | "workingOrders" | "orderOwner"
 >;
 
+/** How often a list is read again when a commit lands between its seq and its rows. */
+const LIST_TRIES = 10;
+
 /** getOrder, listOrders, orderEvents, workingOrders and orderOwner. */
 export function kvOrderReads(kv: Deno.Kv): KvOrderReads {
   return {
@@ -27,10 +30,21 @@ export function kvOrderReads(kv: Deno.Kv): KvOrderReads {
       const selector: Deno.KvListSelector = options.cursor
         ? { prefix, end: [...prefix, decodeCursor(options.cursor)] }
         : { prefix };
-      const orders: Order[] = [];
-      const list = kv.list<Order>(selector, { reverse: true, limit: options.limit + 1 });
-      for await (const entry of list) orders.push(entry.value);
-      return pageOf(orders, options.limit);
+      // A list is not one snapshot with a get, but every change to a user's orders moves the
+      // user's seq in the same atomic commit: the same seq before and after the list means no
+      // commit came between, so the rows reflect exactly that seq. A commit in between: again.
+      for (let attempt = 1;; attempt++) {
+        const before = await kv.get<number>(["seq", userId]);
+        const orders: Order[] = [];
+        const list = kv.list<Order>(selector, { reverse: true, limit: options.limit + 1 });
+        for await (const entry of list) orders.push(entry.value);
+        const after = await kv.get<number>(["seq", userId]);
+        if (after.versionstamp === before.versionstamp || attempt === LIST_TRIES) {
+          // Past LIST_TRIES (a user whose reports never pause) the older seq is given: events
+          // after it may already be in the rows, and applying one again only re-sets a snapshot.
+          return pageOf(orders, options.limit, before.value ?? 0);
+        }
+      }
     },
 
     async orderEvents(userId, orderId) {

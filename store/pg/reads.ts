@@ -30,15 +30,23 @@ export function pgOrderReads(ctx: PgContext): PgOrderReads {
 
     async listOrders(userId, options) {
       const before = options.cursor ? decodeCursor(options.cursor) : null;
+      // One statement, so one snapshot: the seq is the one these rows reflect (a snapshot and
+      // its event commit together). The seq row comes even when there are no orders.
       const rows = await query(ctx, (sql) =>
-        sql<{ body: Order }[]>`
-          select body from orders
-          where user_id = ${userId}
-            ${options.status === "all" ? sql`` : sql`and final = ${options.status === "closed"}`}
-            ${before ? sql`and id < ${before}` : sql``}
-          order by id desc
-          limit ${options.limit + 1}`);
-      return pageOf(rows.map((r) => r.body), options.limit);
+        sql<{ seq: string | null; body: Order | null }[]>`
+          select s.seq, o.body
+          from (select (select seq from user_seqs where user_id = ${userId}) as seq) s
+          left join lateral (
+            select id, body from orders
+            where user_id = ${userId}
+              ${options.status === "all" ? sql`` : sql`and final = ${options.status === "closed"}`}
+              ${before ? sql`and id < ${before}` : sql``}
+            order by id desc
+            limit ${options.limit + 1}
+          ) o on true
+          order by o.id desc`);
+      const orders = rows.flatMap((r) => (r.body ? [r.body] : []));
+      return pageOf(orders, options.limit, Number(rows[0]?.seq ?? 0));
     },
 
     async orderEvents(userId, orderId) {
