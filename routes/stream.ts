@@ -31,7 +31,7 @@ const HTML_FORMAT: StreamFormat = {
   name: "html",
   coalesceMs: HTML_COALESCE_MS,
   render: (events) => renderStreamBatch(events),
-  // The named event drives the connection indicator (app.js); the unnamed one swaps the banner.
+  // The named event drives the connection indicator (connection.js); the unnamed one swaps the banner.
   renderStatus: (s) => [statusMessage(s), { data: renderStatusBanner(s) }],
 };
 

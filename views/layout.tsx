@@ -34,9 +34,10 @@ export function Layout(
           content='{"sse": {"reconnectMaxDelay": 7000, "reconnectDelay": 500}}'
         />
         {
-          /* app.js first: deferred scripts run in order, and its listeners must be in place before
-            htmx opens the stream, or a page whose app.js arrives late misses "connected". */
+          /* connection.js first: deferred scripts run in order, and its listeners must be in place
+            before htmx opens the stream, or a page whose script arrives late misses "connected". */
         }
+        <script src={`/static/connection.js?v=${ASSET_VERSION}`} defer></script>
         <script src={`/static/app.js?v=${ASSET_VERSION}`} defer></script>
         <script src={`/static/phone.js?v=${ASSET_VERSION}`} defer></script>
         <script src={`/static/push.js?v=${ASSET_VERSION}`} defer></script>

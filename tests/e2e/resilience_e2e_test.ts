@@ -232,9 +232,9 @@ t("a gap the server cannot fill (reset) reloads the list, not stale rows", async
 
 t("the page script arriving after the stream opens still shows the page live", async () => {
   // htmx starts the stream as soon as it has run; on a cold cache (a new phone, a CI browser)
-  // app.js could arrive after the stream had opened, and the indicator missed "connected" and
-  // said "connecting…" forever. Hold app.js back until the stream is open (or 2 s, as with
-  // app.js first the stream cannot open before it) to make that happen.
+  // the indicator's script could arrive after the stream had opened, and the indicator missed
+  // "connected" and said "connecting…" forever. Hold connection.js back until the stream is open
+  // (or 2 s, as with it first the stream cannot open before it) to make that happen.
   const server = await startServer();
   const browser = await launch();
   try {
@@ -245,7 +245,7 @@ t("the page script arriving after the stream opens still shows the page live", a
     page.on("response", (r) => {
       if (new URL(r.url()).pathname === "/stream") streamOpened();
     });
-    await page.route("**/static/app.js*", async (route) => {
+    await page.route("**/static/connection.js*", async (route) => {
       await Promise.race([opened, new Promise((resolve) => setTimeout(resolve, 2_000))]);
       await route.continue();
     });
