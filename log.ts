@@ -1,6 +1,7 @@
 /**
  * Structured logging: one JSON line per entry on stderr. Callers pass facts, never credentials;
- * as a second guard, fields whose names look secret are redacted before anything is written.
+ * as a second guard, fields whose names look secret are redacted, and credentials inside URLs
+ * (`scheme://user:password@`) are taken out of every text, before anything is written.
  */
 
 /** Severity, lowest first. */
@@ -17,11 +18,24 @@ export interface Logger {
   with(fields: Record<string, unknown>): Logger;
 }
 
+/** The user-info part of a URL (`postgres://user:password@host`), wherever it stands in a text. */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/'"@]*(?:@[^\s/'"@]*)*@/gi;
+
+/**
+ * A text with every URL's credentials taken out (`postgres://…@host`). A driver's error message
+ * may repeat the URL it was given (postgres.js does for one it cannot parse), password and all.
+ */
+export function withoutCredentials(text: string): string {
+  return text.replace(URL_CREDENTIALS, "$1…@");
+}
+
 function redact(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
     if (SECRET_FIELD.test(k)) out[k] = "[redacted]";
-    else if (v instanceof Error) out[k] = { name: v.name, message: v.message };
+    else if (v instanceof Error) {
+      out[k] = { name: v.name, message: withoutCredentials(v.message) };
+    } else if (typeof v === "string") out[k] = withoutCredentials(v);
     else out[k] = v;
   }
   return out;
@@ -34,7 +48,7 @@ export function createLogger(level: Level = "info", base: Record<string, unknown
     const entry = {
       time: new Date().toISOString(),
       level: at,
-      message,
+      message: withoutCredentials(message),
       ...redact({ ...base, ...fields }),
     };
     console.error(JSON.stringify(entry));

@@ -150,7 +150,11 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   // The server starts once the first try has settled, or once the database keeps it waiting.
   const first = await Promise.race([opening, waiting]);
   if (first !== "waiting") await assemble(first);
-  const waitingApp = waitingRoutes(() => waitingFor ?? "starting");
+  // Unauthenticated answers say what, not where or why: the host and the driver's words are for
+  // the log (above), not for anyone who asks /readyz.
+  const waitingApp = waitingRoutes(() =>
+    waitingFor === null ? "Blotter is starting" : "waiting for the database"
+  );
   // The server asks this on every request, so the app can change under it (waiting → whole).
   const front = {
     fetch: (req: Request, env?: unknown) => (blotter?.app ?? waitingApp).fetch(req, env),
@@ -244,6 +248,7 @@ if (import.meta.main) {
   } catch (err) {
     // One plain line and a non-zero exit, never a stack trace: a StartError names the setting;
     // anything else (the port taken, the KV file unreadable) says what the system said.
+    // (The logger takes any URL's credentials out of the line, DATABASE_URL's included.)
     log.error(err instanceof StartError ? err.message : `Blotter cannot start: ${err}`);
     Deno.exit(1);
   }

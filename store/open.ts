@@ -4,7 +4,7 @@
  * rather than failing the start.
  */
 import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, withoutCredentials } from "../log.ts";
 import { openKvStore } from "./kv/mod.ts";
 import { isNotUpYet, openPgStore } from "./pg/mod.ts";
 import type { Store } from "./store.ts";
@@ -12,6 +12,8 @@ import type { Store } from "./store.ts";
 /** After a failed try to reach the database, the first wait; doubled up to the second. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5_000;
+/** How often a wait between tries checks whether the process is stopping. */
+const STOP_CHECK_MS = 100;
 
 /** A start that cannot go on (a wrong password, a missing database): said plainly, by setting. */
 export class StartError extends Error {
@@ -47,11 +49,14 @@ export async function openStoreWhenReachable(
       return await openStore(config, log);
     } catch (err) {
       if (!config.databaseUrl) throw err;
-      const why = err instanceof Error ? err.message : String(err);
+      const why = withoutCredentials(err instanceof Error ? err.message : String(err));
       if (!isNotUpYet(err)) throw new StartError(`DATABASE_URL: ${why}`);
       waiting(`waiting for the database at ${databaseWhere(config.databaseUrl)} (${why})`);
     }
-    await new Promise((r) => setTimeout(r, wait));
+    // In slices, so a SIGTERM while waiting is heard within one (main.ts has 8 s to stop).
+    for (let slept = 0; slept < wait && !stopped(); slept += STOP_CHECK_MS) {
+      await new Promise((r) => setTimeout(r, STOP_CHECK_MS));
+    }
     if (stopped()) return null;
   }
 }
@@ -61,6 +66,7 @@ export async function openStoreWhenReachable(
  * (Several hosts, `h1:5432,h2:5432`, are not one URL to the URL parser: read by hand.)
  */
 export function databaseWhere(url: string): string {
-  const m = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?([^/?]*)(\/[^?]*)?/.exec(url);
+  // Up to the LAST "@" before the path: a password may hold an "@" of its own.
+  const m = /^postgres(?:ql)?:\/\/(?:[^/?#]*@)?([^/?#@]*)(\/[^?#]*)?/.exec(url);
   return m ? `${m[1] || "localhost"}${m[2] ?? ""}` : "the database";
 }

@@ -25,12 +25,13 @@ Deno.test({
   async fn() {
     const cluster = await makeCluster();
     let server: Awaited<ReturnType<typeof spawnServer>> | undefined;
+    let told = false;
     try {
       server = await spawnServer({ AUTH_MODE: "dev", DATABASE_URL: cluster.url });
       assert.equal((await get(`${server.url}/healthz`)).status, 200);
       const ready = await get(`${server.url}/readyz`);
       assert.equal(ready.status, 503);
-      assert.match(ready.body.error.message, /waiting for the database at 127\.0\.0\.1:\d+/);
+      assert.equal(ready.body.error.message, "waiting for the database");
       const signIn = await fetch(`${server.url}/api/v1/sessions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -59,14 +60,19 @@ Deno.test({
       assert.equal(placed.status, 201);
       await stream.until((c) => c.orders().some((e) => e.order.id === placed.json.id));
       stream.close();
+      told = true;
     } finally {
       const out = (await server?.stop()) ?? "";
       await cluster.remove();
-      const waiting = out.split("\n").filter((l) => l.includes("waiting for the database"));
-      assert.equal(waiting.length, 1, `waiting was logged ${waiting.length} times:\n${out}`);
-      assert.doesNotMatch(waiting[0], /postgres:\/\/|password/, "the log names credentials");
-      assert.match(out, /the database answers: Blotter is ready/);
-      assert.doesNotMatch(out, STACK);
+      // Only once the story held: a failure above is the one worth reading.
+      if (told) {
+        const waiting = out.split("\n").filter((l) => l.includes("waiting for the database"));
+        assert.equal(waiting.length, 1, `waiting was logged ${waiting.length} times:\n${out}`);
+        assert.match(waiting[0], /waiting for the database at 127\.0\.0\.1:\d+\/postgres \(/);
+        assert.doesNotMatch(waiting[0], /postgres:\/\/|password/, "the log names credentials");
+        assert.match(out, /the database answers: Blotter is ready/);
+        assert.doesNotMatch(out, STACK);
+      }
     }
   },
 });
