@@ -6,7 +6,8 @@
  *   queued, so a burst costs a refusal each rather than memory that grows with the burst;
  * - no room on the store's disk: the write failed and nothing of it was kept (a transaction, an
  *   atomic commit), so it is answered like an overload, not as a 500 a venue might not retry;
- *   the episode is logged once, /readyz names it until a write succeeds again.
+ *   the episode is logged once, /readyz names it until a write as large as a real one (a probe)
+ *   succeeds again.
  * Either way the venue retries with the same exec_id and idempotency does the rest.
  */
 import { Episode, type Logger, silentLogger } from "../log.ts";
@@ -104,7 +105,9 @@ export class WriteGate {
     this.#inFlight++;
     try {
       const result = await task();
-      this.#full.resolved();
+      // A small write can still find room on a full disk: only the probe, as large as a real
+      // write, may say the episode is over (else it would flap with every sign-in).
+      if (this.#full.active) void this.#tryProbe();
       return result;
     } catch (err) {
       if (!isDiskFull(err)) throw err;
@@ -118,16 +121,25 @@ export class WriteGate {
 
   /**
    * Why writes are refused right now, or null. While the disk is full, a write of the store's
-   * own (`probeValue()`, as large as a real one) is tried (at most once a second) so that readiness comes back by itself once space is
-   * freed, even when a load balancer has stopped sending the writes that would show it.
+   * own (`probeValue()`, as large as a real one) is tried, at most once a second, so that
+   * readiness comes back by itself once space is freed, even when a load balancer has stopped
+   * sending the writes that would show it.
    */
   async unwritable(): Promise<string | null> {
-    if (!this.#full.active) return null;
-    if (this.#probe && Date.now() - this.#lastProbe >= PROBE_EVERY_MS) {
-      this.#lastProbe = Date.now();
-      await this.run(this.#probe).catch(() => {/* still full, or away: the answer below */});
-    }
+    if (this.#full.active) await this.#tryProbe();
     return this.#full.active ? "the store's disk is full" : null;
+  }
+
+  /** The probe, outside the count (it is not a refused report): its success ends the episode. */
+  async #tryProbe(): Promise<void> {
+    if (!this.#probe || Date.now() - this.#lastProbe < PROBE_EVERY_MS) return;
+    this.#lastProbe = Date.now();
+    try {
+      await this.#probe();
+      this.#full.resolved();
+    } catch {
+      // Still full, or the store is away: the episode goes on.
+    }
   }
 
   /** The same write methods, each counted by this gate. */

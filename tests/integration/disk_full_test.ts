@@ -189,22 +189,24 @@ Deno.test({
   ignore: CANNOT_MOUNT !== null,
   async fn() {
     const disk = await smallDisk(4);
-    let server: ServerProcess | undefined;
-    let told = false;
     try {
-      server = await spawnServer({
+      const server = await spawnServer({
         AUTH_MODE: "dev",
         KV_PATH: `${disk.dir}/blotter.kv`,
         INGEST_TOKEN,
         RATE_LIMIT: "off",
       });
-      await diskFills(server, disk);
-      told = true;
+      let told = false;
+      try {
+        await diskFills(server, disk);
+        told = true;
+      } finally {
+        const out = await server.stop();
+        // Only once the story held: a failure above is the one worth reading.
+        if (told) assertBoundedLog(out);
+      }
     } finally {
-      const out = (await server?.stop()) ?? "";
       await disk.remove();
-      // Only once the story held: a failure above is the one worth reading.
-      if (told) assertBoundedLog(out);
     }
   },
 });
@@ -216,26 +218,30 @@ Deno.test({
     // initdb takes ~40 MB; WAL segments are made ahead of time, so a full disk first stops
     // tables from growing ("could not extend file", 53100) while the WAL still has room.
     const disk = await smallDisk(96);
-    const cluster = await makeCluster({ parent: disk.dir });
-    let server: ServerProcess | undefined;
-    let told = false;
     try {
-      await cluster.start();
-      server = await spawnServer({
-        AUTH_MODE: "dev",
-        DATABASE_URL: cluster.url,
-        INGEST_TOKEN,
-        RATE_LIMIT: "off",
-      });
-      await diskFills(server, disk);
-      told = true;
+      const cluster = await makeCluster({ parent: disk.dir });
+      try {
+        await cluster.start();
+        const server = await spawnServer({
+          AUTH_MODE: "dev",
+          DATABASE_URL: cluster.url,
+          INGEST_TOKEN,
+          RATE_LIMIT: "off",
+        });
+        let told = false;
+        try {
+          await diskFills(server, disk);
+          told = true;
+        } finally {
+          const out = await server.stop();
+          if (Deno.env.get("TEST_LOG")) console.log(out, cluster.log().slice(-3000));
+          if (told) assertBoundedLog(out);
+        }
+      } finally {
+        await cluster.remove();
+      }
     } finally {
-      const out = (await server?.stop()) ?? "";
-      if (Deno.env.get("TEST_LOG")) console.log(out, cluster.log().slice(-3000));
-      await cluster.remove();
       await disk.remove();
-      // Only once the story held: a failure above is the one worth reading.
-      if (told) assertBoundedLog(out);
     }
   },
 });

@@ -64,6 +64,10 @@ Deno.test("WriteGate: a full disk is a 503 with a Retry-After, counted, logged o
   await assert.rejects(gate.run(() => Promise.reject(new RangeError("a bug"))), RangeError);
   assert.equal(gate.refusedDiskFull, 50);
   assert.equal(await gate.unwritable(), "the store's disk is full");
+  assert.equal(gate.refusedDiskFull, 50, "the probe counted as a refused write");
+  // A small write that still finds room does not end the episode: only the probe may.
+  await gate.run(() => Promise.resolve());
+  assert.equal(await gate.unwritable(), "the store's disk is full");
   assert.equal(lines.length, 1, "the episode was logged per write");
 
   full = false; // space is freed; no write comes (a load balancer took the instance out)
