@@ -123,19 +123,22 @@ export function nodeListener(app: Fetchable, options: ServeOptions): Listen {
         // today; the supervisor's pressure check covers that silence).
         server.on("error", fail);
         const port = (server.address() as AddressInfo).port;
-        probe = new AcceptProbe(port, loopbackFor(host));
+        // The address bound, not HOST as given (a name never matches a socket's remote address).
+        probe = new AcceptProbe(port, loopbackFor((server.address() as AddressInfo).address));
         const prober = setInterval(() => {
           probe!.run().then((alive) => {
             if (!alive) fail(new Error("the accept loop stopped (node:net said nothing)"));
           });
         }, ACCEPT_PROBE_EVERY_MS);
         Deno.unrefTimer(prober as unknown as number);
-        server.once("close", () => clearInterval(prober));
+
         resolve({
           port,
           failed,
           retire: () =>
             new Promise<void>((done) => {
+              // A retired listener's port is another's now: its probes would test that one.
+              clearInterval(prober);
               server.close(() => done());
               for (const [socket, conn] of connections) if (!conn.busy) socket.destroy();
             }),

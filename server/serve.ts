@@ -59,6 +59,9 @@ class ListenerSupervisor implements Server {
   readonly #retiring = new Set<Promise<void>>();
   #stopped = false;
   #check: ReturnType<typeof setInterval> | undefined;
+  /** A shed happened since the last check; the descriptors it left open (-1: none). */
+  #justShed = false;
+  #shedFloor = -1;
   readonly #paused: Episode;
   readonly #shedding: Episode;
   readonly #pressureMark: number;
@@ -102,7 +105,19 @@ class ListenerSupervisor implements Server {
 
   #checkPressure(): void {
     const open = openDescriptors();
-    if (open === null || open < this.#pressureMark || !this.#current || this.#stopped) return;
+    if (open === null || !this.#current || this.#stopped) return;
+    if (this.#justShed) {
+      this.#justShed = false;
+      this.#shedFloor = open;
+    }
+    if (open < this.#pressureMark) {
+      this.#shedFloor = -1;
+      return;
+    }
+    // What a shed left open is busy (streams, requests in flight): shedding again frees nothing
+    // until descriptors grow past what it left.
+    if (open <= this.#shedFloor) return;
+    this.#justShed = true;
     this.options.metrics?.listenerEvents.inc({ event: "shed" });
     this.#shedding.occurred({ open_files: open, mark: this.#pressureMark });
     this.#replace("shedding idle connections: too many open files");
@@ -117,7 +132,10 @@ class ListenerSupervisor implements Server {
     this.#retire(old);
     for (let wait = RELISTEN_FIRST_MS; !this.#stopped; wait = Math.min(wait * 2, RELISTEN_MAX_MS)) {
       try {
-        this.#adopt(await this.listen(this.port));
+        const listener = await this.listen(this.port);
+        // Bound just as the server was shut down: it must not outlive shutdown().
+        if (this.#stopped) this.#retire(listener);
+        else this.#adopt(listener);
         return;
       } catch {
         // Still out of descriptors, or the old socket not yet closed: wait and try again.

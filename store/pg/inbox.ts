@@ -4,6 +4,7 @@
  * with the status and body the HTTP API would have given. One drain at a time per process, woken
  * by NOTIFY on the inbox channel and on every (re)connect of the change feed.
  */
+import { Episode } from "../../log.ts";
 import postgres from "postgres";
 import { AppError, errorBody } from "../../orders/errors.ts";
 import { ExecutionReport } from "../../orders/model.ts";
@@ -20,6 +21,11 @@ export interface InboxDrain {
 export function inboxDrain(ctx: PgContext, orders: Pick<OrderStore, "applyReport">): InboxDrain {
   let draining: Promise<void> | null = null;
   let drainAgain = false;
+  // Retried every second while the database is away or its disk full: told once, not per try.
+  const failing = new Episode(ctx.log, {
+    began: "draining the execution inbox failed; trying again every second",
+    ended: "the execution inbox drains again",
+  });
 
   /** Applies pending inbox rows; one drain at a time per process, re-run if woken meanwhile. */
   function wake(): void {
@@ -32,10 +38,9 @@ export function inboxDrain(ctx: PgContext, orders: Pick<OrderStore, "applyReport
         drainAgain = false;
         while (!ctx.closed && await drainBatch() > 0) { /* next batch */ }
       } while (drainAgain && !ctx.closed);
+      failing.resolved();
     })().catch((err) => {
-      ctx.log.warn("draining the execution inbox failed; trying again shortly", {
-        err: String(err),
-      });
+      failing.occurred({ err: String(err) });
       // Nothing else may wake the drain (no new insert, the listener never dropped): retry.
       if (!ctx.closed) setTimeout(() => !ctx.closed && wake(), 1_000);
     }).finally(() => {
