@@ -271,6 +271,8 @@ export type Execution = z.infer<typeof ExecutionSchema>;
 
 /** One applied report or order action for one user, numbered by the user's seq. */
 export const OrderEventSchema = z.object({
+  /** `SEQ.TAG`: the seq and random bits fixed at commit (event_id.ts); the SSE `id:`. */
+  id: z.string(),
   seq: z.number().int().positive(),
   type: z.enum(EVENT_TYPES),
   at: z.string(),

@@ -11,12 +11,20 @@
  * backpressure signal. Every byte it sends is framed by realtime/sse_frame.ts; an event's frame is
  * built once and shared by all the user's streams.
  */
+import type { ResumePoint } from "../orders/event_id.ts";
 import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
 import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
 import { type BatchFrames, encodeSse, type SharedFrames } from "./sse_frame.ts";
-import { batchCacheFor, batchMessage, eventMessage, type StreamFormat } from "./stream_format.ts";
+import {
+  batchCacheFor,
+  batchMessage,
+  eventIdAt,
+  eventMessage,
+  sameHistory,
+  type StreamFormat,
+} from "./stream_format.ts";
 import { type StreamSink, webStreamSink } from "./stream_sink.ts";
 
 /** What one stream needs. */
@@ -27,7 +35,7 @@ export interface StreamOptions {
   hub: Hub;
   format: StreamFormat;
   /** Where the client resumes from (null: live from the user's current seq). */
-  resumeFrom: number | null;
+  resumeFrom: ResumePoint | null;
   /** Messages a client may fall behind by before its stream is closed. */
   queueLimit: number;
   /** The `retry:` hint, ms. */
@@ -108,15 +116,20 @@ export class EventStream implements Subscriber {
     const current = await store.currentSeq(userId);
     if (resumeFrom === null) {
       this.#lastSeq = current;
-    } else if (resumeFrom > current) {
+    } else if (resumeFrom.seq > current) {
       // Ahead of the store: the store was replaced. The client must reload, not wait forever.
-      this.#reset(current, "the server has no record of that position; reload");
+      await this.#reset(current, "the server has no record of that position; reload");
     } else {
       const oldest = await store.oldestSeq(userId);
-      if (resumeFrom < current && oldest !== null && resumeFrom < oldest - 1) {
-        this.#reset(current, "events since that position are no longer kept; reload");
+      const from = resumeFrom.seq;
+      if (from < current && oldest !== null && from < oldest - 1) {
+        await this.#reset(current, "events since that position are no longer kept; reload");
+      } else if (resumeFrom.tag !== null && !(await sameHistory(store, userId, resumeFrom))) {
+        // The client's event `seq` is not this store's: a history lost and grown again (a
+        // failover, a restore). Resuming would mix two histories with no sign of it.
+        await this.#reset(current, "that event is not in this server's history; reload");
       } else {
-        this.#lastSeq = resumeFrom;
+        this.#lastSeq = from;
         await this.#fill();
       }
     }
@@ -193,9 +206,11 @@ export class EventStream implements Subscriber {
     this.#end(reason, true);
   }
 
-  #reset(current: number, reason: string): void {
+  /** `reset`, whose id is the user's newest event's (empty when there is none); live from there. */
+  async #reset(current: number, reason: string): Promise<void> {
+    const id = await eventIdAt(this.#o.store, this.userId, current) ?? "";
     this.#lastSeq = current;
-    this.#write(encodeSse({ id: current, event: "reset", data: JSON.stringify({ reason }) }));
+    this.#write(encodeSse({ id, event: "reset", data: JSON.stringify({ reason }) }));
   }
 
   #send(events: OrderEvent[], live: boolean, shared?: SharedFrames): void {

@@ -3,7 +3,9 @@
  * resumes from, and the format (JSON or HTML) that turns events into messages, with the batch
  * frames each format's streams share.
  */
+import { parseResumePoint, type ResumePoint, tagOf } from "../orders/event_id.ts";
 import type { OrderEvent } from "../orders/model.ts";
+import type { EventLog } from "../store/store.ts";
 import type { RealtimeStatus } from "./hub.ts";
 import { type BatchFrames, batchFrames, type SseMessage } from "./sse_frame.ts";
 
@@ -17,17 +19,15 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 
 /**
  * Reads the resume point: `Last-Event-ID` wins over `?last_event_id=`. Returns null when neither
- * is given, and "malformed" when the one that counts is not a non-negative integer.
+ * is given, and "malformed" when the one that counts is neither `SEQ` nor `SEQ.TAG`.
  */
 export function resumePoint(
   header: string | undefined | null,
   query: string | undefined | null,
-): number | null | "malformed" {
+): ResumePoint | null | "malformed" {
   const raw = header ?? query;
   if (raw === undefined || raw === null) return null;
-  if (!/^\d+$/.test(raw.trim())) return "malformed";
-  // A position past any seq (however many digits) is "ahead": the stream answers `reset`.
-  return Math.min(Number(raw.trim()), Number.MAX_SAFE_INTEGER);
+  return parseResumePoint(raw);
 }
 
 /** How a stream turns events into messages: JSON (every event) or HTML (coalesced). */
@@ -38,7 +38,7 @@ export interface StreamFormat {
   /** The SSE `event:` name of event messages (JSON: "order"); none for htmx, which swaps only
    * unnamed messages. */
   readonly eventName?: string;
-  /** The `data` for a batch of events; the stream adds the `id:` of the batch's last seq. */
+  /** The `data` for a batch of events; the stream adds the `id:` of the batch's last event. */
   render(events: OrderEvent[]): string;
   /** The messages that tell the client the realtime status (and, for HTML, the banner). */
   renderStatus(status: RealtimeStatus): SseMessage[];
@@ -56,14 +56,40 @@ export function batchCacheFor(format: StreamFormat): BatchFrames {
 
 /** One event as its own message (JSON, every event): the same for every stream of its user. */
 export function eventMessage(format: StreamFormat, e: OrderEvent): SseMessage {
-  return { id: e.seq, event: format.eventName, data: format.render([e]) };
+  return { id: e.id, event: format.eventName, data: format.render([e]) };
 }
 
-/** A batch as one message (HTML: unnamed, which htmx swaps), with the id of its last seq. */
+/** A batch as one message (HTML: unnamed, which htmx swaps), with the id of its last event. */
 export function batchMessage(format: StreamFormat, events: OrderEvent[]): SseMessage {
   return {
-    id: events[events.length - 1].seq,
+    id: events[events.length - 1].id,
     event: format.eventName,
     data: format.render(events),
   };
+}
+
+/**
+ * The full id (`SEQ.TAG`) of a user's event `seq`, for a list or a page to open its stream from;
+ * null for seq 0 (no event yet). A committed event's id never changes, so reading it after the
+ * list that gave its seq names the same event.
+ */
+export async function eventIdAt(
+  log: Pick<EventLog, "eventsSince">,
+  userId: string,
+  seq: number,
+): Promise<string | null> {
+  if (seq <= 0) return null;
+  const [event] = await log.eventsSince(userId, seq - 1, 1);
+  // Pruned it cannot be (a user's latest event is always kept); the bare seq is still a resume.
+  return event?.seq === seq ? event.id : String(seq);
+}
+
+/** Whether the store's own event `point.seq` of this user carries the client's tag. */
+export async function sameHistory(
+  log: Pick<EventLog, "eventsSince">,
+  userId: string,
+  point: ResumePoint,
+): Promise<boolean> {
+  const [event] = await log.eventsSince(userId, point.seq - 1, 1);
+  return event !== undefined && event.seq === point.seq && tagOf(event.id) === point.tag;
 }

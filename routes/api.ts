@@ -3,6 +3,7 @@
  * with zod, authorize, call the store, answer. Order ids are checked for shape first (400), then
  * for ownership (404, never revealing that someone else's order exists).
  */
+import { eventIdAt } from "../realtime/stream_format.ts";
 import { type Context, Hono } from "hono";
 import { getConnInfo } from "hono/deno";
 import { timingSafeEqual } from "node:crypto";
@@ -122,12 +123,13 @@ export function apiRoutes(
 
   app.get("/api/v1/orders", requireApiAuth, async (c) => {
     const q = parseWith(ListQuery, c.req.query());
-    const page = await store.listOrders(auth(c).userId, q);
+    const userId = auth(c).userId;
+    const page = await store.listOrders(userId, q);
     return c.json({
       orders: page.orders,
       next_cursor: page.next_cursor,
       // Read with the rows: an app opens its stream from here and misses nothing (CONTRACT).
-      last_event_id: page.last_seq > 0 ? String(page.last_seq) : null,
+      last_event_id: await eventIdAt(store, userId, page.last_seq),
     });
   });
 

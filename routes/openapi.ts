@@ -281,14 +281,25 @@ function paths(): Schema {
       get: {
         summary: "Server-Sent Events of this user's OrderEvents",
         description:
-          "Each message: `id: SEQ`, `event: order`, `data: OrderEvent`. Resume with the " +
-          "`Last-Event-ID` header (or `?last_event_id=`): every event with a larger seq, in order, " +
-          "then live. `event: reset` when the seq is too old or ahead: reload the list. " +
+          "Each message: `id: SEQ.TAG` (the event's id), `event: order`, `data: OrderEvent`. " +
+          "Resume with the `Last-Event-ID` header (or `?last_event_id=`): every event with a " +
+          "larger seq, in order, then live; from a full id only onto the same history (the " +
+          "store's event SEQ has that TAG), a bare SEQ by seq alone. `event: reset` (its id: the " +
+          "newest event's) when the position is too old, ahead, or of another history: reload " +
+          "the list. " +
           "`event: status` `{realtime: ok|degraded}`: poll GET /api/v1/orders while degraded. " +
           "`: ping` comments every HEARTBEAT_MS.",
         parameters: [
-          { name: "Last-Event-ID", in: "header", schema: { type: "string", pattern: "^[0-9]+$" } },
-          { name: "last_event_id", in: "query", schema: { type: "string", pattern: "^[0-9]+$" } },
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            schema: { type: "string", pattern: "^[0-9]+(\\.[A-Za-z0-9_-]{6,16})?$" },
+          },
+          {
+            name: "last_event_id",
+            in: "query",
+            schema: { type: "string", pattern: "^[0-9]+(\\.[A-Za-z0-9_-]{6,16})?$" },
+          },
         ],
         responses: {
           "200": {

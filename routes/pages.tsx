@@ -3,6 +3,7 @@
  * and the user's current seq together and opens the HTML stream from that seq, so nothing that
  * happens between the page load and the stream opening is missed.
  */
+import { eventIdAt } from "../realtime/stream_format.ts";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
@@ -92,13 +93,13 @@ export function pageRoutes(
     const tab = tabOf(c.req.query("tab"));
     // The rows and the seq they reflect, read together: the stream opens from exactly there.
     const page = await tabPage(deps, userId, tab, c.req.query("cursor") ?? null);
-    const seq = page.last_seq;
+    const lastEventId = await eventIdAt(store, userId, page.last_seq) ?? "0";
     return c.html(String(
       <BlotterPage
         user={userId}
         orders={page.orders}
         nextCursor={page.next_cursor}
-        seq={seq}
+        lastEventId={lastEventId}
         tab={tab}
         status={deps.hub.realtimeStatus}
       />,
@@ -120,7 +121,7 @@ export function pageRoutes(
   app.get("/orders/:id", requirePageAuth, async (c) => {
     const id = orderIdOf(c.req.param("id"));
     const { userId } = c.get("auth");
-    const seq = await store.currentSeq(userId);
+    const lastEventId = await eventIdAt(store, userId, await store.currentSeq(userId)) ?? "0";
     const order = await store.getOrder(userId, id);
     if (!order) throw new AppError("not_found", `No order ${id}`);
     const events = await store.orderEvents(userId, order.id);
@@ -129,7 +130,7 @@ export function pageRoutes(
         user={userId}
         order={order}
         events={events}
-        seq={seq}
+        lastEventId={lastEventId}
         status={deps.hub.realtimeStatus}
       />,
     ));
@@ -187,6 +188,8 @@ export function pageRoutes(
             <div hx-swap-oob="beforeend:#toasts">
               <Toast
                 event={{
+                  // A toast for the refusal, not an event of the log: no seq, no id of its own.
+                  id: "0",
                   seq: 0,
                   type: "order_cancel_rejected",
                   at: deps.now().toISOString(),

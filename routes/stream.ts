@@ -58,7 +58,10 @@ export function streamRoutes(
   const open = (c: Context<AppEnv>, format: StreamFormat) => {
     const from = resumePoint(c.req.header("last-event-id"), c.req.query("last_event_id"));
     if (from === "malformed") {
-      throw new AppError("invalid_request", "Last-Event-ID must be a non-negative integer");
+      throw new AppError(
+        "invalid_request",
+        "Last-Event-ID must be an event id (SEQ.TAG) or a seq (a non-negative integer)",
+      );
     }
     const { userId, sessionId } = c.get("auth");
     const sink = sinkFor(c);

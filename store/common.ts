@@ -3,6 +3,7 @@
  * user's action, the opaque paging cursor and its pages, and the refusals every backend answers
  * the same way.
  */
+import { eventId, newTag } from "../orders/event_id.ts";
 import { AppError } from "../orders/errors.ts";
 import { isUuid } from "../orders/ids.ts";
 import { type Outcome, requestCancel, requestReplace, type Step } from "../orders/lifecycle.ts";
@@ -13,7 +14,9 @@ import type { OrderPage, OrderStore, WriteResult } from "./store.ts";
 export function eventsFromSteps(steps: Step[], firstSeq: number, now: Date): OrderEvent[] {
   const at = now.toISOString();
   return steps.map((s, i) => {
-    const event: OrderEvent = { seq: firstSeq + i, type: s.type, at, order: s.order };
+    // The tag is drawn here, by every write path, and committed with the event (in its body).
+    const seq = firstSeq + i;
+    const event: OrderEvent = { id: eventId(seq, newTag()), seq, type: s.type, at, order: s.order };
     if (s.execution) event.execution = s.execution;
     if (s.reason !== undefined) event.reason = s.reason;
     if (s.requested) event.requested = s.requested;

@@ -70,7 +70,8 @@ export function BlotterPage(props: {
   user: string;
   orders: Order[];
   nextCursor: string | null;
-  seq: number;
+  /** The id (SEQ.TAG, or "0" before any event) the rows were read at: the stream opens there. */
+  lastEventId: string;
   tab: Tab;
   status: RealtimeStatus;
   error?: string;
@@ -79,9 +80,9 @@ export function BlotterPage(props: {
     <Layout title="Orders" user={props.user} ownToasts>
       <div
         id="live"
-        hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-sse:connect={`/stream?last_event_id=${props.lastEventId}`}
         hx-swap="none"
-        data-seq={props.seq}
+        data-last-event-id={props.lastEventId}
       >
       </div>
       <StatusBanner status={props.status} />
@@ -130,7 +131,8 @@ export function OrderPage(props: {
   user: string;
   order: Order;
   events: OrderEvent[];
-  seq: number;
+  /** The id (SEQ.TAG, or "0" before any event) the rows were read at: the stream opens there. */
+  lastEventId: string;
   status: RealtimeStatus;
 }) {
   const o = props.order;
@@ -139,9 +141,9 @@ export function OrderPage(props: {
       {/* Stream messages are all out-of-band fragments: nothing is swapped into #live itself. */}
       <div
         id="live"
-        hx-sse:connect={`/stream?last_event_id=${props.seq}`}
+        hx-sse:connect={`/stream?last_event_id=${props.lastEventId}`}
         hx-swap="none"
-        data-seq={props.seq}
+        data-last-event-id={props.lastEventId}
       >
       </div>
       <StatusBanner status={props.status} />

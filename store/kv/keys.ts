@@ -18,6 +18,7 @@
  *   ["alert", user, seq]                                          alert claims (expire)
  *   ["setting", key]
  */
+import { withEventId } from "../../orders/event_id.ts";
 import { AppError } from "../../orders/errors.ts";
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import { type Logger, silentLogger } from "../../log.ts";
@@ -130,7 +131,8 @@ export async function getEvents(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<OrderE
   const out: OrderEvent[] = [];
   for (let i = 0; i < keys.length; i += 10) {
     const entries = await kv.getMany<OrderEvent[]>(keys.slice(i, i + 10));
-    for (const e of entries) if (e.value) out.push(e.value);
+    // Events committed before ids had tags get their derived id (orders/event_id.ts).
+    for (const e of entries) if (e.value) out.push(withEventId(e.value));
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * first, paged by an opaque cursor), an order's events, and the per-user event log with its
  * retention.
  */
+import { withEventId } from "../../orders/event_id.ts";
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import { decodeCursor, pageOf } from "../common.ts";
 import type { EventLog, OrderStore } from "../store.ts";
@@ -83,7 +84,8 @@ export function kvEventLog(kv: Deno.Kv): EventLog {
       { prefix: ["ev", userId], start: ["ev", userId, afterSeq + 1] },
       { limit, batchSize: Math.min(limit, 500) },
     );
-    for await (const e of iter) out.push(e.value);
+    // Events committed before ids had tags get their derived id (orders/event_id.ts).
+    for await (const e of iter) out.push(withEventId(e.value));
     return out;
   }
 

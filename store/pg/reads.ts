@@ -3,6 +3,7 @@
  * cursor is opaque), an order's events, and the per-user event log (`eventsSince*`, seqs,
  * retention). Everything here is one statement on the query pool.
  */
+import { withEventId } from "../../orders/event_id.ts";
 import type { Order, OrderEvent } from "../../orders/model.ts";
 import { decodeCursor, pageOf } from "../common.ts";
 import type { EventLog, OrderStore } from "../store.ts";
@@ -54,7 +55,7 @@ export function pgOrderReads(ctx: PgContext): PgOrderReads {
         sql<{ body: OrderEvent }[]>`
           select body from order_events where order_id = ${orderId} and user_id = ${userId}
           order by seq`);
-      return rows.map((r) => r.body);
+      return rows.map((r) => withEventId(r.body));
     },
 
     async workingOrders(limit) {
@@ -82,7 +83,7 @@ export function pgEventLog(ctx: PgContext): EventLog {
         sql<{ body: OrderEvent }[]>`
           select body from order_events where user_id = ${userId} and seq > ${afterSeq}
           order by seq limit ${limit}`);
-      return rows.map((r) => r.body);
+      return rows.map((r) => withEventId(r.body));
     },
 
     async eventsSinceMany(positions, limitPerUser) {
@@ -98,7 +99,7 @@ export function pgEventLog(ctx: PgContext): EventLog {
             order by seq limit ${limitPerUser}
           ) e
           order by p.user_id, e.seq`);
-      return rows.map((r) => ({ user_id: r.user_id, event: r.body }));
+      return rows.map((r) => ({ user_id: r.user_id, event: withEventId(r.body) }));
     },
 
     async currentSeq(userId) {

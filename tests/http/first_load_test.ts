@@ -62,29 +62,30 @@ async function firstLoadsUnderReports(server: TestServer) {
       // The app's first load…
       const list = await api(server.url, token, "GET", "/api/v1/orders?status=all&limit=200");
       assert.equal(list.status, 200);
-      const from: string | null = list.json.last_event_id;
-      assert.match(String(from), /^[1-9][0-9]*$/);
+      const fromId: string = list.json.last_event_id;
+      assert.match(fromId, /^[1-9][0-9]*\.[A-Za-z0-9_-]{6,16}$/, "last_event_id is SEQ.TAG");
+      const from = Number(fromId.split(".")[0]);
       const view = new Map<string, Json>(list.json.orders.map((o: Json) => [o.id, o]));
       assert.equal(view.size, ORDERS);
 
       // …reflects exactly the events up to `from`: each row is its order's snapshot as of then.
       for (const id of ids) {
         const { json } = await api(server.url, token, "GET", `/api/v1/orders/${id}/events`);
-        const asOf = (json.events as Json[]).filter((e) => e.seq <= Number(from)).at(-1);
+        const asOf = (json.events as Json[]).filter((e) => e.seq <= from).at(-1);
         assert.deepEqual(view.get(id), asOf.order, `order ${id} is not as of ${from}`);
       }
 
       // …then the stream from there: gapless, no event twice, the view ends as the store's.
       const stream = await SseClient.open(
-        `${server.url}/api/v1/stream?last_event_id=${from}`,
+        `${server.url}/api/v1/stream?last_event_id=${fromId}`,
         { authorization: `Bearer ${token}` },
       );
       try {
         await new Promise((r) => setTimeout(r, 150)); // reports keep landing meanwhile
         const latest = await api(server.url, token, "GET", "/api/v1/orders?limit=200");
-        const target = Number(latest.json.last_event_id);
-        await stream.until((c) => (c.orders().at(-1)?.seq ?? Number(from)) >= target, 10_000);
-        let last = Number(from);
+        const target = Number(latest.json.last_event_id.split(".")[0]);
+        await stream.until((c) => (c.orders().at(-1)?.seq ?? from) >= target, 10_000);
+        let last = from;
         for (const event of stream.orders()) {
           assert.equal(event.seq, last + 1, `after ${last} came ${event.seq}`);
           last = event.seq;

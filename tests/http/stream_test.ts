@@ -14,36 +14,41 @@ const bearer = (token: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-t("JSON events carry id = seq, event: order, one line of data; retry and heartbeats", async () => {
-  const s = await startServer({ HEARTBEAT_MS: "50" });
-  try {
-    const { token } = await login(s.url, "ann");
-    const res = await fetch(`${s.url}/api/v1/stream`, { headers: bearer(token) });
-    assert.equal(res.headers.get("content-type"), "text/event-stream");
-    assert.equal(res.headers.get("cache-control"), "no-cache");
-    assert.equal(res.headers.get("x-accel-buffering"), "no");
-    // The middleware's headers reach the stream's head under either server adapter (server/
-    // writes node:http's head only after the app has finished the response).
-    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-    assert.equal(res.headers.get("content-length"), null);
-    await res.body?.cancel();
-    const stream = await SseClient.open(`${s.url}/api/v1/stream`, bearer(token));
-    const placed = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
-    await stream.until((c) =>
-      c.orders().length === 1 && c.messages.some((m) => m.comment === "ping")
-    );
-    assert.equal(stream.messages[0].retry, 1000);
-    const msg = stream.messages.find((m) => m.event === "order")!;
-    assert.equal(msg.id, "1");
-    const event = JSON.parse(msg.data);
-    assert.equal(event.seq, 1);
-    assert.equal(event.type, "pending_new");
-    assert.deepEqual(event.order, placed.json);
-    stream.close();
-  } finally {
-    await s.stop();
-  }
-});
+t(
+  "JSON events carry id = SEQ.TAG, event: order, one line of data; retry and heartbeats",
+  async () => {
+    const s = await startServer({ HEARTBEAT_MS: "50" });
+    try {
+      const { token } = await login(s.url, "ann");
+      const res = await fetch(`${s.url}/api/v1/stream`, { headers: bearer(token) });
+      assert.equal(res.headers.get("content-type"), "text/event-stream");
+      assert.equal(res.headers.get("cache-control"), "no-cache");
+      assert.equal(res.headers.get("x-accel-buffering"), "no");
+      // The middleware's headers reach the stream's head under either server adapter (server/
+      // writes node:http's head only after the app has finished the response).
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(res.headers.get("content-length"), null);
+      await res.body?.cancel();
+      const stream = await SseClient.open(`${s.url}/api/v1/stream`, bearer(token));
+      const placed = await api(s.url, token, "POST", "/api/v1/orders", ORDER);
+      await stream.until((c) =>
+        c.orders().length === 1 && c.messages.some((m) => m.comment === "ping")
+      );
+      assert.equal(stream.messages[0].retry, 1000);
+      const msg = stream.messages.find((m) => m.event === "order")!;
+      // CONTRACT: the id is SEQ.TAG, the event's own (random bits fixed at commit).
+      assert.match(msg.id!, /^1\.[A-Za-z0-9_-]{6,16}$/);
+      const event = JSON.parse(msg.data);
+      assert.equal(event.id, msg.id);
+      assert.equal(event.seq, 1);
+      assert.equal(event.type, "pending_new");
+      assert.deepEqual(event.order, placed.json);
+      stream.close();
+    } finally {
+      await s.stop();
+    }
+  },
+);
 
 t(
   "resume from Last-Event-ID (or ?last_event_id, the header winning) with no gap and no duplicate",
@@ -70,7 +75,9 @@ t(
       await fresh.until((c) => c.orders().length === 1);
       assert.deepEqual(fresh.orders().map((e) => e.seq), [7]);
       fresh.close();
-      for (const bad of ["-1", "abc", "1.5"]) {
+      for (
+        const bad of ["-1", "abc", "1.5", "+1", "1.abcdef.g", "1.abc$def", "1." + "a".repeat(17)]
+      ) {
         const res = await fetch(`${s.url}/api/v1/stream`, {
           headers: bearer(token, { "last-event-id": bad }),
         });
@@ -138,7 +145,8 @@ t("a position the server cannot serve gets event: reset, never a silent gap", as
     );
     await ahead.until((c) => c.messages.some((m) => m.event === "reset"));
     const reset = ahead.messages.find((m) => m.event === "reset")!;
-    assert.equal(reset.id, "1");
+    // The reset's id is the user's newest event's full id.
+    assert.match(reset.id!, /^1\.[A-Za-z0-9_-]{6,16}$/);
     await api(s.url, token, "POST", "/api/v1/orders", ORDER);
     await ahead.until((c) => c.orders().length === 1);
     assert.equal(ahead.orders()[0].seq, 2);

@@ -243,7 +243,7 @@ async function rawStream(
         const block = body.slice(0, end);
         body = body.slice(end + 2);
         if (!/^event: order$/m.test(block)) continue;
-        const seq = Number(/^id: (\d+)$/m.exec(block)![1]);
+        const seq = Number(/^id: (\d+)\.[A-Za-z0-9_-]+$/m.exec(block)![1]);
         if (onSeq(seq)) return status;
       }
     }
