@@ -131,7 +131,8 @@ export function sseReader(sink: Sink, slot: number): (chunk: string) => void {
         if (data) dispatch();
         data = "";
       } else if (line.startsWith("data:")) data = line.slice(line[5] === " " ? 6 : 5);
-      else if (line.startsWith("id:")) id = Number(line.slice(3));
+      // The id is SEQ.TAG: the seq is what orders a user's events.
+      else if (line.startsWith("id:")) id = Number.parseInt(line.slice(3), 10);
     }
     buf = buf.slice(start);
   };

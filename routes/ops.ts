@@ -2,12 +2,22 @@
 import { Hono } from "hono";
 import type { AppEnv, Deps } from "./context.ts";
 
+/** How long /readyz waits for the store to answer before it says it is not answering. */
+const PING_WAIT_MS = 2_000;
+
 /** The ops routes; no credentials needed, nothing user-specific in them. */
 export function opsRoutes(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
-    const storeOk = await deps.store.ping();
+    // Answered within PING_WAIT_MS whatever the store does: a database with no primary yet (a
+    // failover under way) can hold a query until one appears, and a health check that times
+    // out tells a load balancer less than a 503 with the reason.
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    const storeOk = await Promise.race([
+      deps.store.ping(),
+      new Promise<false>((r) => (bound = setTimeout(r, PING_WAIT_MS, false))),
+    ]).finally(() => clearTimeout(bound));
     const unwritable = storeOk ? await deps.store.unwritable() : null;
     const feed = deps.feedStatus();
     const notAccepting = deps.notAccepting();

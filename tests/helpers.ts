@@ -4,6 +4,7 @@
  * an SSE reader over a real connection; and the one wrapper that turns Deno's sanitizers off.
  * No mocks: the store, the app and the streams are the product's.
  */
+import type { Store } from "../store/store.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { createLogger, silentLogger } from "../log.ts";
 import { assembleBlotter, type RunningBlotter, startBlotter } from "../main.ts";
@@ -352,9 +353,12 @@ export async function spawnServer(
  */
 export async function withApp<T>(
   fn: (app: ReturnType<typeof createApp>) => Promise<T>,
+  /** Changes to the store the app is given (a test's own failure, e.g. a ping that hangs). */
+  alter: (store: Store) => Store = (store) => store,
 ): Promise<T> {
   const config = loadConfig({ AUTH_MODE: "dev", KV_PATH: ":memory:" });
-  const store = await openKvStore(":memory:");
+  const opened = await openKvStore(":memory:");
+  const store = alter(opened);
   const metrics = new Metrics();
   const hub = new Hub({ maxStreamsPerUser: 10, metrics });
   const push = await createPushDispatcher({ config, store, hub, metrics, log: silentLogger });
@@ -372,6 +376,6 @@ export async function withApp<T>(
     }));
   } finally {
     await push.close();
-    await store.close();
+    await opened.close();
   }
 }

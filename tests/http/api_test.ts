@@ -3,7 +3,16 @@
  * validation, ownership, idempotency, ingest, CSRF, limits.
  */
 import assert from "node:assert/strict";
-import { api, INGEST_TOKEN, login, send, startInProcess, type Target } from "../helpers.ts";
+import {
+  api,
+  INGEST_TOKEN,
+  login,
+  send,
+  startInProcess,
+  type Target,
+  withApp,
+} from "../helpers.ts";
+import type { Store } from "../../store/store.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "10" };
 
@@ -427,3 +436,17 @@ t(
     }
   },
 );
+
+Deno.test("ops: /readyz answers within its bound when the store does not answer at all", async () => {
+  // A database with no primary yet (a failover under way) can hold a query until one appears;
+  // a health check that times out tells a load balancer less than a 503 with the reason.
+  const hanging = (store: Store): Store => ({ ...store, ping: () => new Promise(() => {}) });
+  await withApp(async (app) => {
+    const res = await app.request("/readyz");
+    assert.equal(res.status, 503);
+    assert.equal((await res.json()).error.message, "the store is not answering");
+    const health = await app.request("/healthz");
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+  }, hanging);
+});
