@@ -3,6 +3,7 @@
  * first, paged by an opaque cursor), an order's events, and the per-user event log with its
  * retention.
  */
+import { AppError } from "../../orders/errors.ts";
 import { withEventId } from "../../orders/event_id.ts";
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import { decodeCursor, pageOf } from "../common.ts";
@@ -16,7 +17,7 @@ export type KvOrderReads = Pick<
 >;
 
 /** How often a list is read again when a commit lands between its seq and its rows. */
-const LIST_TRIES = 10;
+const LIST_TRIES = 20;
 
 /** getOrder, listOrders, orderEvents, workingOrders and orderOwner. */
 export function kvOrderReads(kv: Deno.Kv): KvOrderReads {
@@ -33,19 +34,25 @@ export function kvOrderReads(kv: Deno.Kv): KvOrderReads {
         : { prefix };
       // A list is not one snapshot with a get, but every change to a user's orders moves the
       // user's seq in the same atomic commit: the same seq before and after the list means no
-      // commit came between, so the rows reflect exactly that seq. A commit in between: again.
-      for (let attempt = 1;; attempt++) {
+      // commit came between, so the rows reflect exactly that seq. A commit in between: again,
+      // after a pause that lets a busy user's next commit land first (seen: ten tries in a row
+      // lost to a venue committing back to back). Never a wrong pair: past LIST_TRIES, a 503.
+      for (let attempt = 0; attempt < LIST_TRIES; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(attempt, 10)));
         const before = await kv.get<number>(["seq", userId]);
         const orders: Order[] = [];
         const list = kv.list<Order>(selector, { reverse: true, limit: options.limit + 1 });
         for await (const entry of list) orders.push(entry.value);
         const after = await kv.get<number>(["seq", userId]);
-        if (after.versionstamp === before.versionstamp || attempt === LIST_TRIES) {
-          // Past LIST_TRIES (a user whose reports never pause) the older seq is given: events
-          // after it may already be in the rows, and applying one again only re-sets a snapshot.
+        if (after.versionstamp === before.versionstamp) {
           return pageOf(orders, options.limit, before.value ?? 0);
         }
       }
+      throw new AppError(
+        "unavailable",
+        "The orders are changing too fast to list at one point; retry shortly",
+        { retry_after_s: 1 },
+      );
     },
 
     async orderEvents(userId, orderId) {
