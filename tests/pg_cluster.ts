@@ -62,12 +62,61 @@ function freePort(): number {
 export async function makeCluster(
   options: { parent?: string; settings?: string[] } = {},
 ): Promise<TestCluster> {
+  const bin = binaries();
+  const dir = await clusterDir(options.parent);
+  try {
+    await run(`${bin}/initdb`, ["-D", `${dir}/data`, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true });
+    throw err;
+  }
+  return cluster(bin, dir, options.settings ?? []);
+}
+
+/**
+ * Makes a streaming standby of a running `primary` (`pg_basebackup -R`: it follows the primary
+ * from the moment it starts), in a directory of its own on a free port. Not started.
+ */
+export async function makeStandby(
+  primary: TestCluster,
+  options: { settings?: string[] } = {},
+): Promise<TestCluster & { promote(): Promise<void> }> {
+  const bin = binaries();
+  const dir = await clusterDir();
+  try {
+    await run(`${bin}/pg_basebackup`, [
+      ...["-D", `${dir}/data`, "-R", "--checkpoint=fast", "--no-sync"],
+      ...["-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres"],
+    ]);
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true });
+    throw err;
+  }
+  const standby = cluster(bin, dir, options.settings ?? []);
+  return {
+    ...standby,
+    async promote() {
+      await run(`${bin}/pg_ctl`, ["-D", standby.data, "-w", "promote"]);
+    },
+  };
+}
+
+function binaries(): string {
   const bin = pgBin();
   if (!bin) throw new Error("no Postgres binaries under /usr/lib/postgresql/*/bin");
-  const dir = await Deno.makeTempDir({ prefix: "blotter-test-pg-", dir: options.parent });
+  return bin;
+}
+
+async function clusterDir(parent?: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "blotter-test-pg-", dir: parent });
   if (Deno.uid() === 0) {
     await new Deno.Command("chown", { args: ["postgres:postgres", dir] }).output();
   }
+  return dir;
+}
+
+/** The handle on a cluster whose data directory is `DIR/data`. */
+function cluster(bin: string, dir: string, extra: string[]): TestCluster {
   const data = `${dir}/data`;
   const port = freePort();
   const logFile = `${dir}/server.log`;
@@ -75,17 +124,11 @@ export async function makeCluster(
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
     `-c unix_socket_directories=${dir}`,
-    ...(options.settings ?? []).map((s) => `-c ${s}`),
+    ...extra.map((s) => `-c ${s}`),
   ].join(" ");
   const stop = async (mode: "fast" | "immediate" = "fast") => {
     await run(`${bin}/pg_ctl`, ["-D", data, "-m", mode, "-w", "stop"]);
   };
-  try {
-    await run(`${bin}/initdb`, ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-  } catch (err) {
-    await Deno.remove(dir, { recursive: true });
-    throw err;
-  }
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

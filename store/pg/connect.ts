@@ -97,6 +97,7 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
   const onQuery = options.onQuery;
   const debug = onQuery ? (_: number, query: string) => onQuery(query) : undefined;
   const sql = postgres(url, {
+    ...serverChoice(url),
     max: options.max ?? 10,
     connection,
     onnotice: () => {},
@@ -131,6 +132,21 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     instance: `${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}|`,
     closed: false,
   };
+}
+
+/**
+ * Which server of a multi-host `DATABASE_URL` a connection may settle on, for every connection of
+ * the store (pool, writers, listener). libpq's `target_session_attrs=read-write` means "a server
+ * that takes writes"; postgres.js 3.4.9 checks it against `default_transaction_read_only` alone,
+ * which a hot standby reports as `off` though it refuses every write — asked for `read-write`, it
+ * settled on the standby (seen in the failover drill). Its `primary` asks `in_hot_standby`, which
+ * is what `read-write` means for a primary and its standbys.
+ */
+export function serverChoice(url: string): { target_session_attrs?: "primary" } {
+  const query = url.split("?")[1] ?? "";
+  return new URLSearchParams(query).get("target_session_attrs") === "read-write"
+    ? { target_session_attrs: "primary" }
+    : {};
 }
 
 /** Runs one query on the pool; "the database is away" becomes a 503. */

@@ -9,7 +9,7 @@ import postgres from "postgres";
 import type { OrderEvent, UserEvent } from "../../orders/model.ts";
 import type { EventLog } from "../store.ts";
 import type { Notice } from "./changes.ts";
-import type { PgContext, Sql } from "./connect.ts";
+import { type PgContext, serverChoice, type Sql } from "./connect.ts";
 
 /** Listener reconnect backoff, doubling from the first to the last. */
 const RECONNECT_MS = [100, 250, 500, 1_000, 2_000];
@@ -132,6 +132,7 @@ export async function startListening(
 
   // `onnotify` is a documented connection option that postgres.js's types leave out.
   const options = {
+    ...serverChoice(ctx.url),
     max: 1,
     idle_timeout: 0,
     max_lifetime: null,

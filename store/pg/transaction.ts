@@ -8,6 +8,7 @@ import { resync } from "./changes.ts";
 import {
   isConnectionError,
   type PgContext,
+  serverChoice,
   type Sql,
   type Tx,
   unavailableIfConnection,
@@ -76,6 +77,7 @@ export function openWriters(ctx: PgContext): Writers {
     WRITERS,
     (onclose) =>
       postgres(ctx.url, {
+        ...serverChoice(ctx.url),
         max: 1,
         // Every statement planned once per connection (a generic plan, made on the first run
         // and kept until the table is analyzed), with every plan that reads a whole table or a
