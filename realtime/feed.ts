@@ -1,7 +1,9 @@
 /**
  * The change feed: turns the store's change source into hub deliveries and push alerts. When the
  * source (Postgres LISTEN) reconnects, whatever was committed meanwhile was never heard, so every
- * user with an open stream is caught up from the store's log from their streams' position.
+ * user with an open stream is caught up from the store's log from their streams' position — read
+ * from that position's own event on, so a stream learns whether the store still holds what it sent
+ * (a failover to a standby that had not received it) and resets rather than mix two histories.
  */
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
@@ -48,7 +50,8 @@ export function startFeed(
   };
 
   const catchUp = async () => {
-    const positions = hub.positions();
+    const positions = hub.positions()
+      .map(({ user_id, after_seq }) => ({ user_id, after_seq: Math.max(after_seq - 1, 0) }));
     if (positions.length === 0) return;
     const events = await store.eventsSinceMany(positions, CATCH_UP_LIMIT);
     if (events.length > 0) {
@@ -57,8 +60,13 @@ export function startFeed(
         events: events.length,
       });
     }
+    const byUser = Map.groupBy(events, (e) => e.user_id);
+    // Every user, those with no events too: a store that lost a stream's events answers none.
     // Streams drop what they already sent and fill any remaining gap from the store themselves.
-    publish(events);
+    for (const { user_id } of positions) {
+      const theirs = (byUser.get(user_id) ?? []).map((e) => e.event);
+      hub.catchUp(user_id, theirs, theirs.length < CATCH_UP_LIMIT);
+    }
   };
 
   /**

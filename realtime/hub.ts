@@ -49,6 +49,12 @@ export interface Subscriber {
    * `shared` (when the user has several streams) holds frames another stream already built.
    */
   deliver(events: OrderEvent[], shared?: SharedFrames): void;
+  /**
+   * The feed's catch-up after it reconnected: the store's events of this user from at most this
+   * stream's position on (from `lastSeq` itself, so the stream can tell whether the store still has
+   * what it sent), and whether they end at the store's newest (`complete`).
+   */
+  caughtUp(events: OrderEvent[], complete: boolean): void;
   /** The change feed was lost or is back. */
   status(status: RealtimeStatus): void;
   /** A heartbeat tick: write a comment so proxies and clients know the stream is alive. */
@@ -192,6 +198,11 @@ export class Hub {
     if (!subs) return;
     const shared = subs.size > 1 ? new SharedFrames() : undefined;
     for (const s of subs) s.deliver(events, shared);
+  }
+
+  /** Hands the feed's catch-up of one user to each of their streams (see `Subscriber.caughtUp`). */
+  catchUp(userId: string, events: OrderEvent[], complete: boolean): void {
+    for (const s of this.#users.get(userId) ?? []) s.caughtUp(events, complete);
   }
 
   /** Ends every stream of a device session (logout, revoke). */

@@ -1,37 +1,34 @@
 /**
- * Server-Sent Events: framing, and one open stream with its resume logic and bounded queue.
- *
- * A stream registers with the hub BEFORE it replays from the store, holding live events aside;
- * after the replay it sends only what is newer than the last replayed seq. So an event that lands
- * during the replay is neither dropped nor repeated. Any gap (seq jumps, e.g. after the change feed
- * reconnects) is filled from the store, never skipped.
- *
- * Its bytes go to a sink the server adapter provides (realtime/stream_sink.ts: a ReadableStream
- * body under Deno.serve, the response itself under node:http); the sink's backlog is the
- * backpressure signal. Every byte it sends is framed by realtime/sse_frame.ts; an event's frame is
- * built once and shared by all the user's streams.
+ * One open Server-Sent Events stream: resume (realtime/resume.ts), order, and a bounded queue.
+ * It registers with the hub BEFORE it replays from the store, holding live events aside, then
+ * sends only what is newer than the replay: nothing dropped or repeated. A gap is filled from the
+ * store, never skipped; an event of another history is never sent on top of the one it sent.
+ * Bytes go to the server adapter's sink (stream_sink.ts), whose backlog is the backpressure
+ * signal, framed by sse_frame.ts once per event for all the user's streams.
  */
+import type { Logger } from "../log.ts";
 import type { ResumePoint } from "../orders/event_id.ts";
 import type { OrderEvent } from "../orders/model.ts";
-import type { EventLog } from "../store/store.ts";
 import type { CloseReason, Hub, RealtimeStatus, Subscriber } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
+import { Coalescer } from "./coalescer.ts";
 import { type BatchFrames, encodeSse, type SharedFrames } from "./sse_frame.ts";
 import {
-  batchCacheFor,
-  batchMessage,
-  eventIdAt,
-  eventMessage,
-  sameHistory,
-  type StreamFormat,
-} from "./stream_format.ts";
+  agreesWith,
+  newestPosition,
+  openingFor,
+  type Position,
+  RESET_REASONS,
+  type ResumeLog,
+} from "./resume.ts";
+import { batchCacheFor, batchMessage, eventMessage, type StreamFormat } from "./stream_format.ts";
 import { type StreamSink, webStreamSink } from "./stream_sink.ts";
 
 /** What one stream needs. */
 export interface StreamOptions {
   userId: string;
   sessionId: string;
-  store: Pick<EventLog, "eventsSince" | "currentSeq" | "oldestSeq">;
+  store: ResumeLog;
   hub: Hub;
   format: StreamFormat;
   /** Where the client resumes from (null: live from the user's current seq). */
@@ -41,14 +38,14 @@ export interface StreamOptions {
   /** The `retry:` hint, ms. */
   retryMs: number;
   metrics?: Metrics;
-  /** Called once when the stream ends, with why (and, for a failure, the error's message). */
-  onClose?: (reason: CloseReason, detail?: string) => void;
+  /** Where a stream that ends on a failure (its replay or a gap fill) says why. */
+  log?: Pick<Logger, "warn">;
   /**
    * The request's signal: aborts as soon as the client's connection closes, so a dropped stream
    * leaves the hub (and frees its place under the per-user cap) at once, not at the next write.
    */
   signal?: AbortSignal;
-  /** Where the bytes go (the server adapter's); a ReadableStream body when not given. */
+  /** Where the bytes go (the server adapter's); a ReadableStream body if not given. */
   sink?: StreamSink;
 }
 
@@ -63,13 +60,12 @@ export class EventStream implements Subscriber {
   readonly sessionId: string;
   /** Where the bytes go; the route answers with `sink.response(headers)`. */
   readonly sink: StreamSink;
-  #lastSeq = 0;
+  /** What this stream sent last (or starts after): its seq and that event's full id. */
+  #at: Position = { seq: 0, id: null };
   /** Live events held while replaying or filling a gap from the store. */
   #held: OrderEvent[] | null = [];
-  /** Events waiting for the coalescing window (HTML). */
-  #batch: OrderEvent[] = [];
-  #batchTimer: ReturnType<typeof setTimeout> | undefined;
-  #lastFlush = 0;
+  /** Live HTML messages, paced (the JSON format sends each event at once). */
+  readonly #paced: Coalescer;
   #closed = false;
   #unsubscribe: () => void = () => {};
   /** Wakes a replay waiting for the client to take what was queued (see `#drained`). */
@@ -82,12 +78,16 @@ export class EventStream implements Subscriber {
     this.userId = options.userId;
     this.sessionId = options.sessionId;
     this.#batches = batchCacheFor(options.format);
+    this.#paced = new Coalescer(
+      options.format.coalesceMs,
+      (events) => this.#write(this.#batches.batch(events, this.#batchMessage)),
+    );
     this.sink = options.sink ?? webStreamSink();
   }
 
-  /** The last seq sent (the hub's catch-up position). */
+  /** The hub's catch-up position. */
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.#at.seq;
   }
 
   /**
@@ -112,51 +112,42 @@ export class EventStream implements Subscriber {
   }
 
   async #start(): Promise<void> {
-    const { store, userId, resumeFrom } = this.#o;
-    const current = await store.currentSeq(userId);
-    if (resumeFrom === null) {
-      this.#lastSeq = current;
-    } else if (resumeFrom.seq > current) {
-      // Ahead of the store: the store was replaced. The client must reload, not wait forever.
-      await this.#reset(current, "the server has no record of that position; reload");
-    } else {
-      const oldest = await store.oldestSeq(userId);
-      const from = resumeFrom.seq;
-      if (from < current && oldest !== null && from < oldest - 1) {
-        await this.#reset(current, "events since that position are no longer kept; reload");
-      } else if (resumeFrom.tag !== null && !(await sameHistory(store, userId, resumeFrom))) {
-        // The client's event `seq` is not this store's: a history lost and grown again (a
-        // failover, a restore). Resuming would mix two histories with no sign of it.
-        await this.#reset(current, "that event is not in this server's history; reload");
-      } else {
-        this.#lastSeq = from;
-        await this.#fill();
-      }
-    }
+    const opening = await openingFor(this.#o.store, this.userId, this.#o.resumeFrom);
+    this.#at = opening.at;
+    if (opening.kind === "reset") this.#reset(opening.at, opening.reason);
+    if (opening.kind === "replay") await this.#fill(false);
     if (this.#o.hub.realtimeStatus.realtime !== "ok") this.status(this.#o.hub.realtimeStatus);
     this.#goLive();
   }
 
-  /** Sends everything the store has after lastSeq, page by page, waiting for a slow reader. */
-  async #fill(): Promise<void> {
-    for (;;) {
-      const page = await this.#o.store.eventsSince(this.userId, this.#lastSeq, REPLAY_PAGE);
-      if (this.#closed || page.length === 0) return;
-      this.#send(page, false);
+  /**
+   * Sends everything the store has after this stream's position, page by page, waiting for a slow
+   * reader. `check`: first make sure the store's event at the position is still the one sent (a
+   * gap fill: the history may have changed since); if not, `reset` to the store's newest instead.
+   */
+  async #fill(check: boolean): Promise<void> {
+    const { store } = this.#o;
+    for (let overlap = check && this.#at.id !== null ? 1 : 0;; overlap = 0) {
+      const page = await store.eventsSince(this.userId, this.#at.seq - overlap, REPLAY_PAGE);
+      if (this.#closed) return;
+      if (overlap && (page[0]?.seq !== this.#at.seq || page[0].id !== this.#at.id)) {
+        this.#reset(await newestPosition(store, this.userId), RESET_REASONS.historyChanged);
+        return;
+      }
+      if (page.length > overlap) this.#send(page.slice(overlap), false);
       if (page.length < REPLAY_PAGE) return;
       await this.#drained();
     }
   }
 
   /**
-   * A gap fill that outlasts a short database outage (a restart, a failover): retried with
-   * backoff for about 20 s while live events wait, rather than dropping the stream at the first
-   * error. Past that the stream ends and the client resumes with Last-Event-ID.
+   * A gap fill that outlasts a short database outage (a restart, a failover): retried with backoff
+   * for ~20 s while live events wait; past that the stream ends and the client resumes.
    */
   async #fillRetrying(): Promise<void> {
     for (let attempt = 0;; attempt++) {
       try {
-        return await this.#fill();
+        return await this.#fill(true);
       } catch (err) {
         if (this.#closed || attempt >= FILL_RETRIES) throw err;
         await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 4_000)));
@@ -176,9 +167,15 @@ export class EventStream implements Subscriber {
       this.#held.push(...events);
       return;
     }
-    const fresh = events.filter((e) => e.seq > this.#lastSeq);
+    if (!agreesWith(this.#at, events)) {
+      // The store's event at this stream's position is another one: the history it sent was lost
+      // (a failover) and has grown again. Never send the new one on top of it.
+      this.#startOver();
+      return;
+    }
+    const fresh = events.filter((e) => e.seq > this.#at.seq);
     if (fresh.length === 0) return;
-    if (fresh[0].seq !== this.#lastSeq + 1) {
+    if (fresh[0].seq !== this.#at.seq + 1) {
       // A gap: something was committed that this process did not hear (yet). Fill it from the
       // store, holding live events meanwhile; the store is the truth.
       this.#held = [...fresh];
@@ -194,6 +191,30 @@ export class EventStream implements Subscriber {
     if (n < fresh.length) this.deliver(fresh.slice(n), shared);
   }
 
+  /**
+   * The feed's catch-up after it reconnected (a database restart, a failover): the store's events
+   * of this user from at most this stream's position on, and whether they end at the store's
+   * newest (`complete`). Events the stream had sent that the store no longer has, or has under
+   * other ids, mean its history was lost: `reset`. (Cut short before this stream's position, the
+   * list cannot tell; the next event's own check or a gap fill's will.)
+   */
+  caughtUp(events: OrderEvent[], complete: boolean): void {
+    if (this.#closed) return;
+    const there = events.some((e) => e.seq === this.#at.seq);
+    if (!this.#held && this.#at.id !== null && !there && complete) this.#startOver();
+    else this.deliver(events);
+  }
+
+  /** Resets to the store's newest position, holding live events while it asks where that is. */
+  #startOver(): void {
+    if (this.#held) return; // a fill is running: it checks the history itself
+    this.#held = [];
+    newestPosition(this.#o.store, this.userId)
+      .then((at) => this.#reset(at, RESET_REASONS.historyChanged))
+      .then(() => this.#goLive())
+      .catch((err) => this.#end("catch-up failed", true, messageOf(err)));
+  }
+
   status(status: RealtimeStatus): void {
     this.#write(encodeSse(...this.#o.format.renderStatus(status)));
   }
@@ -206,15 +227,15 @@ export class EventStream implements Subscriber {
     this.#end(reason, true);
   }
 
-  /** `reset`, whose id is the user's newest event's (empty when there is none); live from there. */
-  async #reset(current: number, reason: string): Promise<void> {
-    const id = await eventIdAt(this.#o.store, this.userId, current) ?? "";
-    this.#lastSeq = current;
-    this.#write(encodeSse({ id, event: "reset", data: JSON.stringify({ reason }) }));
+  /** `reset`, whose id is `at`'s (empty when there is none); live from there. */
+  #reset(at: Position, reason: string): void {
+    this.#at = at;
+    this.#write(encodeSse({ id: at.id ?? "", event: "reset", data: JSON.stringify({ reason }) }));
   }
 
   #send(events: OrderEvent[], live: boolean, shared?: SharedFrames): void {
-    this.#lastSeq = events[events.length - 1].seq;
+    const last = events[events.length - 1];
+    this.#at = { seq: last.seq, id: last.id };
     const { format, metrics } = this.#o;
     if (live && metrics) {
       const now = Date.now();
@@ -229,24 +250,8 @@ export class EventStream implements Subscriber {
       }
       return;
     }
-    if (!live) {
-      this.#write(this.#batches.batch(events, this.#batchMessage));
-      return;
-    }
-    // HTML: at most one message per window, latest state of each order wins (render decides).
-    this.#batch.push(...events);
-    const wait = this.#lastFlush + format.coalesceMs - Date.now();
-    if (wait <= 0 && this.#batchTimer === undefined) this.#flush();
-    else this.#batchTimer ??= setTimeout(() => this.#flush(), Math.max(wait, 0));
-  }
-
-  #flush(): void {
-    this.#batchTimer = undefined;
-    if (this.#batch.length === 0) return;
-    const batch = this.#batch;
-    this.#batch = [];
-    this.#lastFlush = Date.now();
-    this.#write(this.#batches.batch(batch, this.#batchMessage));
+    if (live) this.#paced.add(events);
+    else this.#write(this.#batches.batch(events, this.#batchMessage));
   }
 
   readonly #eventMessage = (e: OrderEvent) => eventMessage(this.#o.format, e);
@@ -262,10 +267,7 @@ export class EventStream implements Subscriber {
     if (!this.sink.write(bytes)) this.#end("client went away", false);
   }
 
-  /**
-   * Replay pacing: past half a page still queued, waits until the client has taken everything
-   * (the sink's drained) or the stream ends — awaited, not polled.
-   */
+  /** Replay pacing: past half a page queued, waits (not polls) for the sink's drained or the end. */
   async #drained(): Promise<void> {
     if (this.#closed || this.sink.backlog <= REPLAY_PAGE / 2) return;
     await new Promise<void>((resolve) => (this.#wakeDrained = resolve));
@@ -279,22 +281,19 @@ export class EventStream implements Subscriber {
 
   #end(reason: CloseReason, closeBody: boolean, detail?: string): void {
     if (this.#closed) return;
-    if (this.#batchTimer !== undefined) {
-      clearTimeout(this.#batchTimer);
-      this.#flush();
-    }
+    this.#paced.end();
     this.#closed = true;
     this.#wake();
     this.#unsubscribe();
     this.#o.metrics?.streamsClosed.inc({ reason });
     if (closeBody) this.sink.end();
-    this.#o.onClose?.(reason, detail);
+    if (detail !== undefined) {
+      this.#o.log?.warn("a stream ended on a failure", { reason, err: detail });
+    }
   }
 }
 
 /** The heartbeat: the same bytes for every stream, every tick. */
 const PING = encodeSse({ comment: "ping" });
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+const messageOf = (err: unknown) => err instanceof Error ? err.message : String(err);

@@ -3,7 +3,7 @@
  * resumes from, and the format (JSON or HTML) that turns events into messages, with the batch
  * frames each format's streams share.
  */
-import { parseResumePoint, type ResumePoint, tagOf } from "../orders/event_id.ts";
+import { parseResumePoint, type ResumePoint } from "../orders/event_id.ts";
 import type { OrderEvent } from "../orders/model.ts";
 import type { EventLog } from "../store/store.ts";
 import type { RealtimeStatus } from "./hub.ts";
@@ -82,14 +82,4 @@ export async function eventIdAt(
   const [event] = await log.eventsSince(userId, seq - 1, 1);
   // Pruned it cannot be (a user's latest event is always kept); the bare seq is still a resume.
   return event?.seq === seq ? event.id : String(seq);
-}
-
-/** Whether the store's own event `point.seq` of this user carries the client's tag. */
-export async function sameHistory(
-  log: Pick<EventLog, "eventsSince">,
-  userId: string,
-  point: ResumePoint,
-): Promise<boolean> {
-  const [event] = await log.eventsSince(userId, point.seq - 1, 1);
-  return event !== undefined && event.seq === point.seq && tagOf(event.id) === point.tag;
 }

@@ -75,6 +75,7 @@ export function streamRoutes(
       queueLimit: deps.config.streamQueueLimit,
       retryMs: RETRY_MS,
       metrics: deps.metrics,
+      log: deps.log,
       // A sink that hears the close itself spares the request its signal (a whole Request object
       // under node:http's adapter, kept for as long as the stream is open).
       signal: sink.hearsClose ? undefined : c.req.raw.signal,

@@ -61,6 +61,9 @@ Deno.test("feed: a reconnect during a running catch-up gets a round of its own",
       deliver(events) {
         for (const e of events) if (e.seq > this.lastSeq) delivered.push(e);
       },
+      caughtUp(events) {
+        this.deliver(events);
+      },
       status() {},
       heartbeat() {},
       close() {},

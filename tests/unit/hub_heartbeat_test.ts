@@ -12,6 +12,7 @@ Deno.test("hub: every stream gets a heartbeat each interval, and no tick beats t
       sessionId: `s${i}`,
       lastSeq: 0,
       deliver() {},
+      caughtUp() {},
       status() {},
       heartbeat() {
         beats.set(i, (beats.get(i) ?? 0) + 1);
