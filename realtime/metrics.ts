@@ -56,29 +56,28 @@ export class Counter {
   }
 }
 
-/** A value read when scraped. */
-export class Gauge {
-  constructor(readonly name: string, readonly help: string, readonly read: () => number) {}
-  /** Prometheus text lines. */
-  render(): string[] {
-    return [
-      `# HELP ${this.name} ${this.help}`,
-      `# TYPE ${this.name} gauge`,
-      `${this.name} ${this.read()}`,
-    ];
-  }
-}
+/** What a scrape-time metric reads: one value, or one per label set. */
+type Reading = number | ReadonlyArray<readonly [Labels, number]>;
 
-/** A counter whose value is read at scrape time, from whatever keeps it (CPU seconds, a store's). */
-export class ReadCounter {
-  constructor(readonly name: string, readonly help: string, readonly read: () => number) {}
+/**
+ * A metric whose value is read when scraped, from whatever keeps it (the heap, CPU seconds, a
+ * store's own counts): a `gauge`, or a `counter` that something else counts.
+ */
+export class ReadMetric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "gauge" | "counter",
+    readonly read: () => Reading,
+  ) {}
   /** Prometheus text lines. */
   render(): string[] {
-    return [
-      `# HELP ${this.name} ${this.help}`,
-      `# TYPE ${this.name} counter`,
-      `${this.name} ${this.read()}`,
-    ];
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    const value = this.read();
+    if (typeof value === "number") lines.push(`${this.name} ${value}`);
+    else if (value.length === 0) lines.push(`${this.name} 0`);
+    else for (const [labels, v] of value) lines.push(`${this.name}${seriesKey(labels)} ${v}`);
+    return lines;
   }
 }
 
@@ -181,10 +180,12 @@ export class Metrics {
     return m;
   }
   /** Registers a gauge read at scrape time. */
-  gauge(name: string, help: string, read: () => number): Gauge {
-    const m = new Gauge(name, help, read);
-    this.#all.push(m);
-    return m;
+  gauge(name: string, help: string, read: () => number): ReadMetric {
+    return this.register(new ReadMetric(name, help, "gauge", read));
+  }
+  /** Registers a counter read at scrape time (kept by something else), per label set or not. */
+  readCounter(name: string, help: string, read: () => Reading): ReadMetric {
+    return this.register(new ReadMetric(name, help, "counter", read));
   }
   /** Registers a histogram. */
   histogram(name: string, help: string, buckets: number[]): Histogram {

@@ -6,7 +6,7 @@
  * not reported: Deno exposes no GC observer.
  */
 import process from "node:process";
-import { type Metrics, ReadCounter } from "./metrics.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** How often the event loop is sampled; a stall shows up as a sample that fires this much late. */
 const SAMPLE_EVERY_MS = 100;
@@ -20,26 +20,20 @@ export interface ProcessMetrics {
 export function registerProcessMetrics(metrics: Metrics): ProcessMetrics {
   const startSeconds = Math.round(Date.now() / 1000 - performance.now() / 1000);
   const cpu = () => process.cpuUsage();
-  metrics.register(
-    new ReadCounter(
-      "process_cpu_user_seconds_total",
-      "User CPU time spent",
-      () => cpu().user / 1e6,
-    ),
+  metrics.readCounter(
+    "process_cpu_user_seconds_total",
+    "User CPU time spent",
+    () => cpu().user / 1e6,
   );
-  metrics.register(
-    new ReadCounter(
-      "process_cpu_system_seconds_total",
-      "System CPU time spent",
-      () => cpu().system / 1e6,
-    ),
+  metrics.readCounter(
+    "process_cpu_system_seconds_total",
+    "System CPU time spent",
+    () => cpu().system / 1e6,
   );
-  metrics.register(
-    new ReadCounter("process_cpu_seconds_total", "User and system CPU time spent", () => {
-      const { user, system } = cpu();
-      return (user + system) / 1e6;
-    }),
-  );
+  metrics.readCounter("process_cpu_seconds_total", "User and system CPU time spent", () => {
+    const { user, system } = cpu();
+    return (user + system) / 1e6;
+  });
   metrics.gauge(
     "process_start_time_seconds",
     "Start time of the process, Unix seconds",

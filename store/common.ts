@@ -132,3 +132,22 @@ export function pageOf(orders: Order[], limit: number, lastSeq: number): OrderPa
     last_seq: lastSeq,
   };
 }
+
+/**
+ * Report groups that could not go their first way, by why: a group decided on a cache that
+ * turned out stale, or one that failed as a whole and went report by report. Expected now and
+ * then; a reason that climbs says a fast path is broken (`blotter_report_fallbacks_total`).
+ */
+export class Fallbacks {
+  readonly #by = new Map<string, number>();
+
+  /** Counts one fallback for `reason`. */
+  add(reason: string): void {
+    this.#by.set(reason, (this.#by.get(reason) ?? 0) + 1);
+  }
+
+  /** The counts so far, by reason. */
+  counts(): ReadonlyMap<string, number> {
+    return this.#by;
+  }
+}

@@ -256,6 +256,8 @@ export interface Health {
   unwritable(): Promise<string | null>;
   /** Writes refused because the disk was full, since start (/metrics). */
   readonly writesRefusedDiskFull: number;
+  /** Report groups that could not go their first way since start, by why (/metrics; common.ts). */
+  reportFallbacks(): ReadonlyMap<string, number>;
 }
 
 /**

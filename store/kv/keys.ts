@@ -22,7 +22,7 @@ import { withEventId } from "../../orders/event_id.ts";
 import { AppError } from "../../orders/errors.ts";
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import { type Logger, silentLogger } from "../../log.ts";
-import type { KeyedMutex } from "../common.ts";
+import type { Fallbacks, KeyedMutex } from "../common.ts";
 import type { ChangeListener, ChangeSource } from "../store.ts";
 
 /** An order's snapshot with its owner. */
@@ -96,6 +96,9 @@ export interface KvContext {
   readonly changes: LocalChanges;
   /** Per-user writes of this process queue here instead of racing on versionstamps. */
   readonly mutex: KeyedMutex;
+  readonly log: Logger;
+  /** Report groups that could not go their first way, by why (/metrics). */
+  readonly fallbacks: Fallbacks;
 }
 
 /** Sets an order's snapshot and keeps its list and working indexes in step with `prev`. */

@@ -10,8 +10,8 @@
  * KV's `watch()` is not a change log (it coalesces and does not cross processes), so this store
  * publishes to its listeners in-process, after commit, in seq order.
  */
-import type { Logger } from "../../log.ts";
-import { KeyedMutex } from "../common.ts";
+import { type Logger, silentLogger } from "../../log.ts";
+import { Fallbacks, KeyedMutex } from "../common.ts";
 import type { Store } from "../store.ts";
 import { kvDevices } from "./devices.ts";
 import { type KvContext, LocalChanges } from "./keys.ts";
@@ -40,6 +40,8 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
     kv,
     changes: new LocalChanges(options.log),
     mutex: new KeyedMutex(),
+    log: options.log ?? silentLogger,
+    fallbacks: new Fallbacks(),
   };
   const reads = kvOrderReads(kv);
   const push = kvPush(kv);
@@ -92,6 +94,7 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
     get writesRefusedDiskFull() {
       return gate.refusedDiskFull;
     },
+    reportFallbacks: () => ctx.fallbacks.counts(),
 
     close() {
       kv.close();

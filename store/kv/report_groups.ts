@@ -17,11 +17,8 @@
  * GROUP_MAX keeps a group inside all four, and a group that still fails as a whole (a check
  * that keeps losing, a limit) is applied report by report.
  */
-import { uuidv7 } from "../../orders/ids.ts";
-import * as lifecycle from "../../orders/lifecycle.ts";
-import { AppError } from "../../orders/errors.ts";
-import { type ExecutionReport, isFinal, type Order, type OrderEvent } from "../../orders/model.ts";
-import { eventsFromSteps, orderNotFound } from "../common.ts";
+import { type ExecutionReport, isFinal } from "../../orders/model.ts";
+import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
 import {
   commitOrBusy,
@@ -41,9 +38,7 @@ import { KvEntryCache } from "./entry_cache.ts";
 const GROUP_MAX = 33;
 
 /** A report waiting for a group, with its caller's answer. */
-interface Pending {
-  report: ExecutionReport;
-  now: Date;
+interface Pending extends GroupedReport {
   resolve(result: ApplyResult): void;
   reject(err: unknown): void;
 }
@@ -96,6 +91,11 @@ export class KvReportGroups {
         group[0].reject(err);
         return;
       }
+      this.ctx.fallbacks.add("group_failed");
+      this.ctx.log.warn("a report group failed; its reports go one by one", {
+        err: String(err),
+        reports: group.length,
+      });
     }
     for (const p of group) await this.deps.applyOne(p.report, p.now).then(p.resolve, p.reject);
   }
@@ -120,57 +120,26 @@ export class KvReportGroups {
     const seqEntries = await this.#entries<number>(owners.map((u) => ["seq", u]), cached);
 
     const firstTime = new Map(execEntries.flatMap((e) => e.value ? [[e.key[1], e.value]] : []));
-    const orders = new Map<string, OrderRecord>();
-    const before = new Map<string, Order>();
-    for (const e of orderEntries) {
-      if (!e.value) continue;
-      orders.set(e.value.order.id, e.value);
-      before.set(e.value.order.id, e.value.order);
-    }
+    const orders = new Map(
+      orderEntries.flatMap((e) => e.value ? [[e.value.order.id, e.value]] : []),
+    );
     const seqs = new Map(owners.map((u, i) => [u, seqEntries[i].value ?? 0]));
-    const events = new Map<string, OrderEvent[]>();
-    const execs: Array<[string, ExecRecord]> = [];
-    const inGroup = new Map<string, ApplyResult>();
-    const answers: Array<ApplyResult | Error> = [];
-    for (const { report, now } of group) {
-      const earlier = inGroup.get(report.exec_id);
-      if (earlier) {
-        answers.push({ ...earlier, duplicate: true });
-        continue;
-      }
-      const first = firstTime.get(report.exec_id);
-      if (first) {
-        answers.push(await this.deps.duplicateOf(first));
-        continue;
-      }
-      const rec = orders.get(report.order_id);
-      if (!rec) {
-        if (cached) return null; // unknown, or a duplicate: only the exec_id read can tell
-        answers.push(orderNotFound(report.order_id));
-        continue;
-      }
-      const owner = rec.user_id;
-      const outcome = lifecycle.applyReport(rec.order, report, {
-        now,
-        newId: () => uuidv7(now.getTime()),
-      });
-      if ("refused" in outcome) {
-        if (cached) return null; // refused, or a duplicate: only the exec_id read can tell
-        answers.push(new AppError(outcome.code, outcome.refused));
-        continue;
-      }
-      const evs = eventsFromSteps(outcome.steps, seqs.get(owner)! + 1, now);
-      if (evs.length > 0) seqs.set(owner, evs[evs.length - 1].seq);
-      // A replacement is known from here on, for later reports in this group.
-      for (const s of outcome.steps) orders.set(s.order.id, { user_id: owner, order: s.order });
-      events.set(owner, [...(events.get(owner) ?? []), ...evs]);
-      const record = { user_id: owner, order_id: rec.order.id, seqs: evs.map((e) => e.seq) };
-      execs.push([report.exec_id, record]);
-      const applied = { user_id: owner, order: outcome.order, events: evs, duplicate: false };
-      inGroup.set(report.exec_id, applied);
-      answers.push(applied);
+    const decided = decideGroup(group, {
+      order: (orderId) => orders.get(orderId),
+      seq: (userId) => seqs.get(userId)!,
+      firstTime: (execId) => firstTime.get(execId),
+    });
+    // An unknown order or a refusal may be a duplicate whose answer is its first result: on the
+    // first try (no exec_id read) only a try with the reads can tell.
+    if (cached && decided.decisions.some((d) => d.kind === "unknown" || d.kind === "refused")) {
+      return null;
     }
-    if (execs.length === 0) return answers;
+    const answers: Array<ApplyResult | Error> = [];
+    for (const d of decided.decisions) {
+      if (d.kind === "stored") answers.push(await this.deps.duplicateOf(d.first));
+      else answers.push(d.kind === "applied" || d.kind === "repeat" ? d.result : d.error);
+    }
+    if (decided.executions.length === 0) return answers;
 
     const op = kv.atomic().check(...orderEntries.filter((e) => e.value), ...seqEntries);
     // Not read on the first try: each exec_id must still be absent, or nothing is written.
@@ -178,33 +147,33 @@ export class KvReportGroups {
       for (const id of execIds) op.check({ key: ["exec", id], versionstamp: null });
     }
     // Each order once, at its last state in this group, its indexes moved from its state before.
-    const touched = new Set(
-      [...events.values()].flatMap((evs) => evs.map((e) => e.order.id)),
-    );
-    for (const id of touched) {
-      const { user_id, order } = orders.get(id)!;
-      writeOrder(op, user_id, order, before.get(id) ?? null);
+    for (const { user_id, order, before } of decided.orders.values()) {
+      writeOrder(op, user_id, order, before);
     }
-    for (const [user, evs] of events) if (evs.length > 0) writeEvents(op, user, evs);
-    for (const [execId, record] of execs) op.set(["exec", execId], record satisfies ExecRecord);
+    for (const [user, evs] of decided.events) writeEvents(op, user, evs);
+    for (const { exec_id, user_id, order_id, events } of decided.executions) {
+      const seqs = events.map((e) => e.seq);
+      op.set(["exec", exec_id], { user_id, order_id, seqs } satisfies ExecRecord);
+    }
     const committed = await commitOrBusy(op);
     if (!committed.ok) {
       // Whichever check lost, these entries are suspect: the next try reads them.
       for (const id of orderIds) this.#cache.delete(["order", id]);
       for (const u of owners) this.#cache.delete(["seq", u]);
+      this.ctx.fallbacks.add("check_lost");
       return null;
     }
     // What this commit wrote is what the next group will find, at the commit's versionstamp.
-    for (const id of touched) {
-      const rec = orders.get(id)!;
-      if (isFinal(rec.order.status)) this.#cache.delete(["order", id]); // takes no more reports
-      else this.#cache.set(["order", id], rec, committed.versionstamp);
+    for (const { user_id, order } of decided.orders.values()) {
+      // A final order takes no more reports: nothing to keep.
+      if (isFinal(order.status)) this.#cache.delete(["order", order.id]);
+      else this.#cache.set(["order", order.id], { user_id, order }, committed.versionstamp);
     }
-    for (const [user, evs] of events) {
-      if (evs.length > 0) this.#cache.set(["seq", user], seqs.get(user)!, committed.versionstamp);
+    for (const [user, evs] of decided.events) {
+      this.#cache.set(["seq", user], evs[evs.length - 1].seq, committed.versionstamp);
     }
     this.ctx.changes.publish(
-      [...events].flatMap(([user_id, evs]) => evs.map((event) => ({ user_id, event }))),
+      [...decided.events].flatMap(([user_id, evs]) => evs.map((event) => ({ user_id, event }))),
     );
     return answers;
   }

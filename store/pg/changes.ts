@@ -6,6 +6,7 @@
  */
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
 import { jsonList, jsonOf } from "../../orders/json.ts";
+import type { GroupDecision } from "../report_group.ts";
 import type { PgContext, Tx } from "./connect.ts";
 import { bareArray, boolArray, quotedArray, records } from "./wire.ts";
 
@@ -60,6 +61,23 @@ export class Changes {
     });
     return this;
   }
+}
+
+/**
+ * What a group's decision writes (store/report_group.ts): its orders, its events, and the
+ * executions `keep` keeps (the fast statement leaves those with no events to the locked path).
+ */
+export function changesOf(
+  decision: GroupDecision<unknown>,
+  keep: (x: GroupDecision<unknown>["executions"][number]) => boolean = () => true,
+): Changes {
+  const changes = new Changes();
+  for (const { user_id, order } of decision.orders.values()) changes.order(user_id, order);
+  for (const [user, events] of decision.events) changes.events(user, events);
+  for (const x of decision.executions) {
+    if (keep(x)) changes.execution(x.exec_id, x.user_id, x.order_id, x.events);
+  }
+  return changes;
 }
 
 /**

@@ -12,33 +12,23 @@
  * an unknown order may really be a duplicate exec_id (whose answer is its first result, not a
  * 409), which only the locked path can tell.
  */
-import { uuidv7 } from "../../orders/ids.ts";
-import * as lifecycle from "../../orders/lifecycle.ts";
-import type { ExecutionReport, Order } from "../../orders/model.ts";
-import { eventsFromSteps } from "../common.ts";
+import type { Order } from "../../orders/model.ts";
+import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { changeRows, Changes, notices } from "./changes.ts";
+import { changeRows, type Changes, changesOf, notices } from "./changes.ts";
 import type { PgContext, Sql } from "./connect.ts";
 import { bareArray, records } from "./wire.ts";
-
-/** A report waiting to be group-committed, with its caller's answer. */
-export interface PendingReport {
-  report: ExecutionReport;
-  now: Date;
-  resolve(result: ApplyResult): void;
-  reject(err: unknown): void;
-}
 
 /** SQLSTATE the fast statement raises when a user's seq is not the one expected (schema.sql). */
 export const STALE_STATE = "BL001";
 
 /** A group split into what the fast statement writes and what goes through the locked path. */
-export interface FastPlan {
+export interface FastPlan<R extends GroupedReport> {
   /** The reports written by the fast statement, with their answers (same index). */
-  fast: PendingReport[];
+  fast: R[];
   answers: ApplyResult[];
-  /** The reports the locked path must decide (refused, unknown, nothing cached). */
-  slow: PendingReport[];
+  /** The reports the locked path must decide (refused, unknown, nothing cached, no events). */
+  slow: R[];
   changes: Changes;
   /** Each written user's seq before the write (the statement's condition). */
   fromSeq: Map<string, number>;
@@ -65,63 +55,47 @@ export async function loadMissing(ctx: PgContext, sql: Sql, orderIds: string[]):
   for (const [user, { seq, orders }] of byUser) ctx.cache.learn(user, seq, seq, orders);
 }
 
-/** Decides a group on the cached state: the lifecycle applied to each report in turn. */
-export function planFast(ctx: PgContext, group: PendingReport[]): FastPlan {
-  const plan: FastPlan = {
+/**
+ * Decides a group on the cached state (store/report_group.ts). What the cache cannot decide goes
+ * to the locked path: an order it does not hold, a refusal (either may be a duplicate exec_id
+ * this instance did not know, whose answer is its first result), a report with no events.
+ * Those change nothing the reports after them are decided on.
+ */
+export function planFast<R extends GroupedReport>(ctx: PgContext, group: R[]): FastPlan<R> {
+  const seqs = new Map<string, number>();
+  const decided = decideGroup(group, {
+    order(orderId) {
+      const cached = ctx.cache.lookup(orderId);
+      if (cached) seqs.set(cached.user_id, cached.seq);
+      return cached;
+    },
+    seq: (userId) => seqs.get(userId)!,
+    // A duplicate exec_id is caught by the statement itself (its primary key).
+    firstTime: () => undefined,
+  });
+  const plan: FastPlan<R> = {
     fast: [],
     answers: [],
     slow: [],
-    changes: new Changes(),
-    fromSeq: new Map(),
+    changes: changesOf(decided, (x) => x.events.length > 0),
+    fromSeq: decided.fromSeq,
     touched: new Map(),
   };
-  /** The group's working state per user: seq and orders as this group has left them so far. */
-  const working = new Map<string, { seq: number; orders: Map<string, Order> }>();
-  const inGroup = new Map<string, ApplyResult>();
-  for (const p of group) {
-    const { report, now } = p;
-    const earlier = inGroup.get(report.exec_id);
-    if (earlier) {
+  const slowIds = new Set<string>();
+  decided.decisions.forEach((d, i) => {
+    const p = group[i];
+    const fast = (d.kind === "applied" && d.result.events.length > 0) ||
+      (d.kind === "repeat" && !slowIds.has(p.report.exec_id));
+    if (fast) {
       plan.fast.push(p);
-      plan.answers.push({ ...earlier, duplicate: true });
-      continue;
-    }
-    const cached = ctx.cache.lookup(report.order_id);
-    if (!cached) {
+      plan.answers.push(d.result);
+    } else {
+      slowIds.add(p.report.exec_id);
       plan.slow.push(p);
-      continue;
     }
-    const owner = cached.user_id;
-    let state = working.get(owner);
-    if (!state) {
-      state = { seq: cached.seq, orders: new Map() };
-      working.set(owner, state);
-    }
-    const order = state.orders.get(report.order_id) ?? cached.order;
-    const outcome = lifecycle.applyReport(order, report, {
-      now,
-      newId: () => uuidv7(now.getTime()),
-    });
-    if ("refused" in outcome || outcome.steps.length === 0) {
-      plan.slow.push(p);
-      continue;
-    }
-    if (!plan.fromSeq.has(owner)) plan.fromSeq.set(owner, cached.seq);
-    const events = eventsFromSteps(outcome.steps, state.seq + 1, now);
-    state.seq = events[events.length - 1].seq;
-    for (const step of outcome.steps) {
-      state.orders.set(step.order.id, step.order);
-      plan.changes.order(owner, step.order);
-    }
-    plan.changes.events(owner, events);
-    plan.changes.execution(report.exec_id, owner, order.id, events);
-    const applied = { user_id: owner, order: outcome.order, events, duplicate: false };
-    inGroup.set(report.exec_id, applied);
-    plan.fast.push(p);
-    plan.answers.push(applied);
-  }
-  for (const [user, state] of working) {
-    if (plan.fromSeq.has(user)) plan.touched.set(user, [...state.orders.values()]);
+  });
+  for (const { user_id, order } of decided.orders.values()) {
+    plan.touched.set(user_id, [...(plan.touched.get(user_id) ?? []), order]);
   }
   return plan;
 }
@@ -130,7 +104,11 @@ export function planFast(ctx: PgContext, group: PendingReport[]): FastPlan {
  * The one statement that writes a plan's fast part (see the module comment); throws STALE_STATE
  * (or a unique violation) when it wrote nothing because the cache was not the truth.
  */
-export function fastWrite(ctx: PgContext, sql: Sql, plan: FastPlan): Promise<unknown> {
+export function fastWrite(
+  ctx: PgContext,
+  sql: Sql,
+  plan: FastPlan<GroupedReport>,
+): Promise<unknown> {
   const { userList, orders: o, events: e, users, lastSeqs, executions: x } = changeRows(
     plan.changes,
   );

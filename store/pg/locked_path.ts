@@ -3,15 +3,11 @@
  * read of the group's orders and exec_ids, the lifecycle applied to each report in turn, and the
  * one write that records it all. What the fast path (fast_write.ts) cannot decide comes here.
  */
-import { AppError } from "../../orders/errors.ts";
-import { uuidv7 } from "../../orders/ids.ts";
-import * as lifecycle from "../../orders/lifecycle.ts";
 import type { Order, OrderEvent } from "../../orders/model.ts";
-import { eventsFromSteps, orderNotFound } from "../common.ts";
+import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { Changes, writeChanges } from "./changes.ts";
+import { changesOf, writeChanges } from "./changes.ts";
 import type { PgContext, Tx } from "./connect.ts";
-import type { PendingReport } from "./fast_write.ts";
 
 /** The owners' counter rows a group locked, with each order's owner. */
 export type Locked = { user_id: string; seq: string; order_id: string };
@@ -24,22 +20,31 @@ export interface LockedResult {
 }
 
 /**
- * The locked path's decision, under the owners' locks: reads the orders, applies each report in
- * turn, returns the answers and the write.
+ * Locks the counter row of every owner of the group's orders, in user_id order so concurrent
+ * groups (and the fast statement, which locks the same way) never deadlock; answers each order's
+ * owner with the owner's seq.
+ */
+export function lockOwners(tx: Tx, group: GroupedReport[]) {
+  return tx<Locked[]>`
+    select s.user_id, s.seq, o.id as order_id
+    from orders o join user_seqs s on s.user_id = o.user_id
+    where o.id = any(${[...new Set(group.map((p) => p.report.order_id))]}::uuid[])
+    order by s.user_id
+    for update of s`;
+}
+
+/**
+ * The locked path's decision, under the owners' locks: reads the orders and the exec_ids afresh,
+ * decides the group (store/report_group.ts), returns the answers and the write.
  */
 export async function decideLocked(
   ctx: PgContext,
   tx: Tx,
-  group: PendingReport[],
+  group: GroupedReport[],
   locked: Locked[],
 ): Promise<{ result: LockedResult; write?: Promise<unknown> }> {
-  const owners = new Map<string, string>();
-  const seqs = new Map<string, number>();
-  for (const l of locked) {
-    owners.set(l.order_id, l.user_id);
-    seqs.set(l.user_id, Number(l.seq));
-  }
-  const fromSeq = new Map(seqs);
+  const owners = new Map(locked.map((l) => [l.order_id, l.user_id]));
+  const fromSeq = new Map(locked.map((l) => [l.user_id, Number(l.seq)]));
   // A fresh snapshot, taken under the locks: a concurrent copy of any of these reports has
   // committed or never will, and each order is as its last writer left it.
   const [orderRows, execRows] = await Promise.all([
@@ -53,57 +58,34 @@ export async function decideLocked(
   ]);
   const orders = new Map(orderRows.map((r) => [r.body.id, r.body]));
   const firstTime = new Map(execRows.map((r) => [r.exec_id, r]));
-  const changes = new Changes();
-  const inGroup = new Map<string, ApplyResult>();
-  const result: Array<ApplyResult | Error> = [];
-  for (const { report, now } of group) {
-    const earlier = inGroup.get(report.exec_id);
-    if (earlier) {
-      result.push({ ...earlier, duplicate: true });
-      continue;
-    }
-    const owner = owners.get(report.order_id);
-    const order = orders.get(report.order_id);
-    if (!owner || !order) {
-      result.push(orderNotFound(report.order_id));
-      continue;
-    }
-    const first = firstTime.get(report.exec_id);
-    if (first) {
-      result.push(await firstResult(tx, first.user_id, first.seqs.map(Number), order));
-      continue;
-    }
-    const outcome = lifecycle.applyReport(order, report, {
-      now,
-      newId: () => uuidv7(now.getTime()),
-    });
-    if ("refused" in outcome) {
-      result.push(new AppError(outcome.code, outcome.refused));
-      continue;
-    }
-    const events = eventsFromSteps(outcome.steps, seqs.get(owner)! + 1, now);
-    if (events.length > 0) seqs.set(owner, events[events.length - 1].seq);
-    for (const step of outcome.steps) {
-      // A replacement is known from here on, for later reports in this group.
-      orders.set(step.order.id, step.order);
-      owners.set(step.order.id, owner);
-      changes.order(owner, step.order);
-    }
-    changes.events(owner, events);
-    changes.execution(report.exec_id, owner, order.id, events);
-    const applied = { user_id: owner, order: outcome.order, events, duplicate: false };
-    inGroup.set(report.exec_id, applied);
-    result.push(applied);
-  }
+  const decided = decideGroup(group, {
+    order(orderId) {
+      const order = orders.get(orderId);
+      const user_id = owners.get(orderId);
+      return order && user_id !== undefined ? { user_id, order } : undefined;
+    },
+    seq: (userId) => fromSeq.get(userId)!,
+    firstTime: (execId) => firstTime.get(execId),
+  });
+  const answers = await Promise.all(decided.decisions.map(async (d) => {
+    if (d.kind === "applied" || d.kind === "repeat") return d.result;
+    if (d.kind !== "stored") return d.error;
+    return await firstResult(tx, d.first.user_id, d.first.seqs.map(Number), d.order);
+  }));
   // What the cache learns: every order read or written here is as of the user's last seq.
+  for (const { user_id, order } of decided.orders.values()) {
+    orders.set(order.id, order);
+    owners.set(order.id, user_id);
+  }
   const learned = [...fromSeq].map(([user, from]) => ({
     user,
     from,
-    to: seqs.get(user)!,
+    to: decided.events.get(user)?.at(-1)?.seq ?? from,
     orders: [...orders.values()].filter((o) => owners.get(o.id) === user),
   }));
+  const changes = changesOf(decided);
   return {
-    result: { answers: result, learned, byUser: changes.byUser },
+    result: { answers, learned, byUser: changes.byUser },
     write: changes.empty ? undefined : writeChanges(ctx, tx, changes),
   };
 }
@@ -113,11 +95,13 @@ async function firstResult(
   tx: Tx,
   userId: string,
   seqs: number[],
-  order: Order,
-): Promise<ApplyResult> {
+  order: Order | undefined,
+): Promise<ApplyResult | Error> {
   const rows = seqs.length === 0 ? [] : await tx<{ body: OrderEvent }[]>`
     select body from order_events where user_id = ${userId} and seq = any(${seqs})
     order by seq`;
   const events = rows.map((r) => r.body);
-  return { user_id: userId, order: events[0]?.order ?? order, events, duplicate: true };
+  const first = events[0]?.order ?? order;
+  if (!first) return new Error("an exec_id is stored for an order that is not");
+  return { user_id: userId, order: first, events, duplicate: true };
 }

@@ -33,6 +33,7 @@ import { ReportGroups } from "./reports.ts";
 import { pgSessions } from "./sessions.ts";
 import { openWriters } from "./transaction.ts";
 import { probeValue, WriteGate } from "../write_gate.ts";
+import { Fallbacks } from "../common.ts";
 
 export { isNotUpYet, type PgStoreOptions } from "./connect.ts";
 
@@ -43,7 +44,8 @@ const CLOSE_WAIT_MS = 5_000;
 export async function openPgStore(url: string, options: PgStoreOptions): Promise<Store> {
   const ctx = await connect(url, options);
   const writers = openWriters(ctx);
-  const groups = new ReportGroups(ctx, writers);
+  const fallbacks = new Fallbacks();
+  const groups = new ReportGroups(ctx, writers, fallbacks);
   // Every write is counted from hand-in to answer; past the limit, or with the disk full, it is
   // refused with a 503.
   const gate = new WriteGate({
@@ -112,6 +114,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
     get writesRefusedDiskFull() {
       return gate.refusedDiskFull;
     },
+    reportFallbacks: () => fallbacks.counts(),
 
     async close() {
       // Reports already handed in are committed (or answered) before the pool closes.

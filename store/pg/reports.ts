@@ -11,12 +11,20 @@
  */
 import { AppError } from "../../orders/errors.ts";
 import type { ExecutionReport } from "../../orders/model.ts";
+import type { Fallbacks } from "../common.ts";
+import type { GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
 import { publishOwn } from "./changes.ts";
 import { isConnectionError, type PgContext, unavailableIfConnection } from "./connect.ts";
-import { fastWrite, loadMissing, type PendingReport, planFast } from "./fast_write.ts";
-import { decideLocked, type Locked } from "./locked_path.ts";
+import { type FastPlan, fastWrite, loadMissing, planFast, STALE_STATE } from "./fast_write.ts";
+import { decideLocked, lockOwners } from "./locked_path.ts";
 import { write, type Writers } from "./transaction.ts";
+
+/** A report waiting to be group-committed, with its caller's answer. */
+interface PendingReport extends GroupedReport {
+  resolve(result: ApplyResult): void;
+  reject(err: unknown): void;
+}
 
 /**
  * At most this many report groups are committing at once. One: reports that arrive while a group
@@ -38,7 +46,12 @@ export class ReportGroups {
   readonly #busy = new Set<string>();
   #idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly ctx: PgContext, private readonly writers: Writers) {}
+  constructor(
+    private readonly ctx: PgContext,
+    private readonly writers: Writers,
+    /** Where a group that could not go its first way says why (the locked path, one by one). */
+    private readonly fallbacks: Fallbacks,
+  ) {}
 
   /** Applies one report (see the module's comment); answers it alone. */
   applyReport(report: ExecutionReport, now: Date): Promise<ApplyResult> {
@@ -106,15 +119,22 @@ export class ReportGroups {
    * are forgotten by the cache, so their next reports start from Postgres' truth.
    */
   async #run(picked: PendingReport[], held: Set<string>): Promise<void> {
-    const current = { group: picked };
+    let group: PendingReport[] = [];
     try {
-      await this.#runGroup(current, held);
+      group = await this.#ownersKnown(picked, held);
+      if (group.length === 0) return;
+      // What the cache can decide goes in one statement; the rest (or all, if that statement
+      // found the cache stale) under locks.
+      const plan = planFast(this.ctx, group);
+      let slow = plan.slow;
+      if (plan.fast.length > 0 && !(await this.#writeFast(plan))) slow = group;
+      if (slow.length > 0) await this.#apply(slow);
     } catch (err) {
       this.ctx.log.error("a report group failed unexpectedly; its reports are refused", {
         err: String(err),
-        reports: current.group.length,
+        reports: group.length,
       });
-      for (const p of current.group) {
+      for (const p of group) {
         const owner = this.ctx.cache.owner(p.report.order_id);
         if (owner !== undefined) this.ctx.cache.forget(owner);
         p.reject(err);
@@ -122,48 +142,55 @@ export class ReportGroups {
     }
   }
 
-  /** Applies a group: what the cache can decide in one statement, the rest under locks. */
-  async #runGroup(current: { group: PendingReport[] }, held: Set<string>): Promise<void> {
-    const picked = current.group;
-    let group = picked;
+  /**
+   * The group to run: `picked` once the cache knows the owner of each of its orders (loaded if
+   * not), less the reports whose owner turned out to be held by another group in flight (they
+   * wait for the next group). On a failed load every picked report is answered and none is run.
+   */
+  async #ownersKnown(picked: PendingReport[], held: Set<string>): Promise<PendingReport[]> {
+    const missing = picked.filter((p) => !this.ctx.cache.lookup(p.report.order_id));
+    if (missing.length === 0) return picked;
     try {
-      const missing = group.filter((p) => !this.ctx.cache.lookup(p.report.order_id));
-      if (missing.length > 0) {
-        const w = await this.writers.acquire();
-        try {
-          await loadMissing(this.ctx, w.sql, [...new Set(missing.map((p) => p.report.order_id))]);
-        } finally {
-          this.writers.release(w);
-        }
-        // A user found only now may be in another group in flight: wait for the next group.
-        group = [];
-        for (const p of picked) {
-          const owner = this.ctx.cache.owner(p.report.order_id);
-          if (owner === undefined || this.#hold(owner, held)) group.push(p);
-          else this.#waiting.push(p);
-        }
-        current.group = group;
+      const w = await this.writers.acquire();
+      try {
+        await loadMissing(this.ctx, w.sql, [...new Set(missing.map((p) => p.report.order_id))]);
+      } finally {
+        this.writers.release(w);
       }
     } catch (err) {
-      for (const p of group) p.reject(unavailableIfConnection(err));
-      return;
+      for (const p of picked) p.reject(unavailableIfConnection(err));
+      return [];
     }
-    const plan = planFast(this.ctx, group);
-    let slow = plan.slow;
-    if (plan.fast.length > 0 && !(await this.#writeFast(plan))) slow = group;
-    if (slow.length > 0) await this.#apply(slow);
+    const group: PendingReport[] = [];
+    for (const p of picked) {
+      const owner = this.ctx.cache.owner(p.report.order_id);
+      if (owner === undefined || this.#hold(owner, held)) group.push(p);
+      else this.#waiting.push(p);
+    }
+    return group;
   }
 
   /** Writes a plan's fast part; false when it wrote nothing and must go the locked way. */
-  async #writeFast(plan: ReturnType<typeof planFast>): Promise<boolean> {
+  async #writeFast(plan: FastPlan<PendingReport>): Promise<boolean> {
     const w = await this.writers.acquire();
     try {
       await fastWrite(this.ctx, w.sql, plan);
     } catch (err) {
       for (const u of plan.fromSeq.keys()) this.ctx.cache.forget(u);
       if (!isConnectionError(err)) {
-        // A stale cache, another instance's write or a duplicate exec_id: nothing was written.
-        this.ctx.log.debug("fast write refused; retrying under locks", { err: String(err) });
+        // Nothing was written. A stale cache (another instance wrote for these users) or a
+        // duplicate exec_id this instance did not know is the design; anything else would be a
+        // broken fast path, which the locked path hides from callers: say so.
+        const code = (err as { code?: string }).code;
+        const reason = code === STALE_STATE
+          ? "stale_cache"
+          : code === "23505"
+          ? "duplicate_exec_id"
+          : "fast_write_failed";
+        this.fallbacks.add(reason);
+        if (reason === "fast_write_failed") {
+          this.ctx.log.warn("fast write failed; the group goes under locks", { err: String(err) });
+        }
         return false;
       }
       // Committed or not, nobody can tell: the caller retries (idempotent on exec_id).
@@ -187,15 +214,7 @@ export class ReportGroups {
     try {
       const { answers, learned, byUser } = await write(
         this.writers,
-        (tx) =>
-          // Every owner's counter row, locked in user_id order so concurrent groups never
-          // deadlock; the join also answers each order's owner.
-          tx<Locked[]>`
-            select s.user_id, s.seq, o.id as order_id
-            from orders o join user_seqs s on s.user_id = o.user_id
-            where o.id = any(${[...new Set(group.map((p) => p.report.order_id))]}::uuid[])
-            order by s.user_id
-            for update of s`,
+        (tx) => lockOwners(tx, group),
         (tx, locked) => decideLocked(this.ctx, tx, group, locked),
       );
       for (const l of learned) this.ctx.cache.learn(l.user, l.from, l.to, l.orders);
@@ -207,6 +226,11 @@ export class ReportGroups {
     } catch (err) {
       if (group.length > 1 && !(err instanceof AppError && err.code === "unavailable")) {
         // One report's write failed the whole group: give every report its own transaction.
+        this.fallbacks.add("group_failed");
+        this.ctx.log.warn("a report group failed; its reports go one by one", {
+          err: String(err),
+          reports: group.length,
+        });
         for (const p of group) await this.#apply([p]);
       } else for (const p of group) p.reject(err);
     }

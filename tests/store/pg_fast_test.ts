@@ -8,7 +8,8 @@ import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { openPgStore } from "../../store/pg/mod.ts";
 import { connect } from "../../store/pg/connect.ts";
 import { openWriters } from "../../store/pg/transaction.ts";
-import { fastWrite, loadMissing, type PendingReport, planFast } from "../../store/pg/fast_write.ts";
+import { fastWrite, loadMissing, planFast } from "../../store/pg/fast_write.ts";
+import type { GroupedReport } from "../../store/report_group.ts";
 import postgres from "postgres";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
@@ -135,12 +136,7 @@ Deno.test({
       const w = await writers.acquire();
       await loadMissing(ctx, w.sql, [o1.order.id, o2.order.id]);
       writers.release(w);
-      const p = (id: string): PendingReport => ({
-        report: rep(id, "new"),
-        now: new Date(),
-        resolve() {},
-        reject() {},
-      });
+      const p = (id: string): GroupedReport => ({ report: rep(id, "new"), now: new Date() });
       // u2's report arrived first; the locked path (reports.ts) takes u1 and then u2.
       const plan = planFast(ctx, [p(o2.order.id), p(o1.order.id)]);
       assert.equal(plan.fast.length, 2);
