@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
-import type { ChangeFeed, EventLog } from "../store/store.ts";
+import type { Changes, EventLog } from "../store/store.ts";
 import type { Hub } from "./hub.ts";
 
 /** Where the feed hands events besides the hub (the Web Push dispatcher). */
@@ -26,7 +26,7 @@ export interface Feed {
 const CATCH_UP_LIMIT = 1_000;
 
 /** What the feed asks of the store: its changes, and the log to catch up from. */
-type FeedStore = ChangeFeed & Pick<EventLog, "eventsSinceMany">;
+type FeedStore = Changes & Pick<EventLog, "eventsSinceMany">;
 
 /** Starts delivering the store's changes to the hub (and the push dispatcher). */
 export function startFeed(

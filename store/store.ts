@@ -1,6 +1,6 @@
 /**
  * The store interface: where orders, their event log, sessions, push subscriptions and settings
- * are kept. Two backends implement it — Deno KV (kv.ts, the embedded default) and Postgres (pg.ts)
+ * are kept. Two backends implement it — Deno KV (kv/, the embedded default) and Postgres (pg/)
  * — and both must pass the one contract suite in tests/store_contract.ts.
  *
  * The event log, numbered per user by `seq` (1, 2, 3, … no gaps, in commit order), is the truth;
@@ -84,7 +84,7 @@ export interface ChangeListener {
   disconnected(reason: string): void;
 }
 
-/** The store's change feed (KV: in-process after commit; Postgres: LISTEN/NOTIFY). */
+/** Where listeners subscribe to a store's commits (store/change_listeners.ts). */
 export interface ChangeSource {
   /** Adds a listener; returns a function that removes it. */
   subscribe(listener: ChangeListener): () => void;
@@ -237,9 +237,9 @@ export interface SettingsStore {
   setSettingIfAbsent(key: string, value: string): Promise<string>;
 }
 
-/** The part of a store that carries its change feed. */
-export interface ChangeFeed {
-  /** The change feed of this store. */
+/** The part of a store that tells what it commits (realtime/feed.ts and the venue listen). */
+export interface Changes {
+  /** Who hears this store's commits (KV: in-process after commit; Postgres: LISTEN/NOTIFY). */
   readonly changes: ChangeSource;
 }
 
@@ -273,7 +273,7 @@ export interface Store
     PushDeviceStore,
     AlertClaims,
     SettingsStore,
-    ChangeFeed,
+    Changes,
     Health {
   /** Releases connections; further calls fail. */
   close(): Promise<void>;

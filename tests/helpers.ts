@@ -1,8 +1,8 @@
 /**
  * Shared test plumbing: a real Blotter on a real socket (port 0) for streams, or the same Blotter
- * called in-process through `app.request()` for plain requests (Hono's style); dev-mode sessions;
- * an SSE reader over a real connection; and the one wrapper that turns Deno's sanitizers off.
- * No mocks: the store, the app and the streams are the product's.
+ * called in-process through `app.request()` for plain requests (Hono's style); a Blotter spawned
+ * as its own process; dev-mode sessions; an SSE reader over a real connection. No mocks: the
+ * store, the app and the streams are the product's.
  */
 import type { Store } from "../store/store.ts";
 import { type Config, loadConfig } from "../config.ts";

@@ -16,7 +16,7 @@
  */
 import type { Logger } from "../log.ts";
 import { isFinal, type Order, type OrderEvent } from "../orders/model.ts";
-import type { ChangeFeed, OrderStore } from "../store/store.ts";
+import type { Changes, OrderStore } from "../store/store.ts";
 import { orderWorker, REASONS, refusal } from "./asset_classes.ts";
 import { priceWalk } from "./market.ts";
 import { restingBook } from "./resting.ts";
@@ -41,7 +41,7 @@ export interface Simulator {
  * `random` (default Math.random) drives prices, delays and fill counts so tests can pin them.
  */
 export function startSimulator(opts: {
-  store: Pick<OrderStore, "applyReport" | "getOrder" | "workingOrders"> & ChangeFeed;
+  store: Pick<OrderStore, "applyReport" | "getOrder" | "workingOrders"> & Changes;
   speed: number;
   log: Logger;
   random?: () => number;

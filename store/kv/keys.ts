@@ -20,10 +20,10 @@
  */
 import { withEventId } from "../../orders/event_id.ts";
 import { AppError } from "../../orders/errors.ts";
-import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
-import { type Logger, silentLogger } from "../../log.ts";
+import { isFinal, type Order, type OrderEvent } from "../../orders/model.ts";
+import type { Logger } from "../../log.ts";
 import type { Fallbacks, KeyedMutex } from "../common.ts";
-import type { ChangeListener, ChangeSource } from "../store.ts";
+import type { ChangeListeners } from "../change_listeners.ts";
 
 /** An order's snapshot with its owner. */
 export type OrderRecord = { user_id: string; order: Order };
@@ -56,44 +56,11 @@ export async function commitOrBusy(
   }
 }
 
-/** In-process change source: always connected; listeners hear commits in seq order. */
-export class LocalChanges implements ChangeSource {
-  readonly connected = true;
-  readonly #listeners = new Set<ChangeListener>();
-
-  constructor(private readonly log: Logger = silentLogger) {}
-
-  /** Adds a listener (told `connected` at once: there is nothing to connect). */
-  subscribe(listener: ChangeListener): () => void {
-    this.#listeners.add(listener);
-    listener.connected();
-    return () => this.#listeners.delete(listener);
-  }
-
-  /** Tells every listener about committed events. */
-  publish(events: UserEvent[]): void {
-    if (events.length === 0) return;
-    for (const l of this.#listeners) {
-      try {
-        l.events(events);
-      } catch (err) {
-        // Committed already, and the writers are owed their answers (a group must not be
-        // retried as if it had failed): one failing listener must not stop the others either.
-        this.log.error("a change listener failed on committed events", { err: String(err) });
-      }
-    }
-  }
-
-  /** Tells every listener a session was revoked. */
-  revoked(sessionId: string, userId: string): void {
-    for (const l of this.#listeners) l.sessionRevoked(sessionId, userId);
-  }
-}
-
 /** What the modules of the KV store share. */
 export interface KvContext {
   readonly kv: Deno.Kv;
-  readonly changes: LocalChanges;
+  /** In-process: always connected; listeners hear commits in seq order. */
+  readonly changes: ChangeListeners;
   /** Per-user writes of this process queue here instead of racing on versionstamps. */
   readonly mutex: KeyedMutex;
   readonly log: Logger;

@@ -14,7 +14,8 @@ import { type Logger, silentLogger } from "../../log.ts";
 import { Fallbacks, KeyedMutex } from "../common.ts";
 import type { Store } from "../store.ts";
 import { kvDevices } from "./devices.ts";
-import { type KvContext, LocalChanges } from "./keys.ts";
+import type { KvContext } from "./keys.ts";
+import { ChangeListeners } from "../change_listeners.ts";
 import { kvPush } from "./push.ts";
 import { kvEventLog, kvOrderReads } from "./reads.ts";
 import { kvSessions } from "./sessions.ts";
@@ -38,7 +39,7 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
   const kv = await Deno.openKv(path);
   const ctx: KvContext = {
     kv,
-    changes: new LocalChanges(options.log),
+    changes: new ChangeListeners(options.log ?? silentLogger, { connected: true }),
     mutex: new KeyedMutex(),
     log: options.log ?? silentLogger,
     fallbacks: new Fallbacks(),

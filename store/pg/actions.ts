@@ -15,7 +15,7 @@ import {
   userActions,
 } from "../common.ts";
 import type { OrderStore, PlaceResult, WriteResult } from "../store.ts";
-import { Changes, publishOwn, writeChanges } from "./changes.ts";
+import { publishOwn, recordWriteSet, WriteSet } from "./write_set.ts";
 import type { PgContext } from "./connect.ts";
 import { lockUser, write, type Writers } from "./transaction.ts";
 
@@ -49,10 +49,10 @@ export function pgActions(
           if (result.events.length === 0) return { result };
           return {
             result,
-            write: writeChanges(
+            write: recordWriteSet(
               ctx,
               tx,
-              new Changes().order(userId, result.order).events(userId, result.events),
+              new WriteSet().order(userId, result.order).events(userId, result.events),
             ),
           };
         },
@@ -80,10 +80,10 @@ export function pgActions(
           const events = eventsFromSteps([step], Number(seq) + 1, now);
           return {
             result: { user_id: userId, order: step.order, events, created: true },
-            write: writeChanges(
+            write: recordWriteSet(
               ctx,
               tx,
-              new Changes().order(userId, step.order).events(userId, events),
+              new WriteSet().order(userId, step.order).events(userId, events),
             ),
           };
         },

@@ -6,12 +6,8 @@
 import postgres from "postgres";
 import type { Logger } from "../../log.ts";
 import { AppError } from "../../orders/errors.ts";
-import type {
-  ChangeListener,
-  ChangeSource,
-  PushDeviceRecord,
-  PushSubscriptionRecord,
-} from "../store.ts";
+import { ChangeListeners } from "../change_listeners.ts";
+import type { PushDeviceRecord, PushSubscriptionRecord } from "../store.ts";
 import { SubscriptionCache } from "../subscription_cache.ts";
 import { StateCache } from "./state_cache.ts";
 
@@ -43,20 +39,6 @@ export interface PgStoreOptions {
   onQuery?: (query: string) => void;
 }
 
-/** The change feed's state: whether the LISTEN connection is up, and who listens. */
-export class PgChanges implements ChangeSource {
-  connected = false;
-  readonly listeners = new Set<ChangeListener>();
-
-  /** Adds a listener, telling it at once whether the feed is up. */
-  subscribe(listener: ChangeListener): () => void {
-    this.listeners.add(listener);
-    if (this.connected) listener.connected();
-    else listener.disconnected("the database change feed is connecting");
-    return () => this.listeners.delete(listener);
-  }
-}
-
 /** What the modules of the Postgres store share: the pool, where to connect, the channels. */
 export interface PgContext {
   /** The query pool (reads, sessions, subscriptions, the inbox). */
@@ -72,7 +54,8 @@ export interface PgContext {
   /** The NOTIFY channel that wakes the inbox drain. */
   readonly inboxChannel: string;
   readonly maxNotifyBytes: number;
-  readonly changes: PgChanges;
+  /** Who hears what is committed; connected while the LISTEN connection is up (listener.ts). */
+  readonly changes: ChangeListeners;
   /**
    * Whom to alert, per user (asked on every fill): browser subscriptions and native push tokens
    * together, loaded together; forgotten on NOTIFY `subs` (a change to either) and `revoke`.
@@ -126,7 +109,10 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     channel: `blotter:${schema}`,
     inboxChannel: `blotter_inbox:${schema}`,
     maxNotifyBytes: options.maxNotifyBytes ?? MAX_PAYLOAD,
-    changes: new PgChanges(),
+    changes: new ChangeListeners(options.log, {
+      connected: false,
+      connecting: "the database change feed is connecting",
+    }),
     subs: new SubscriptionCache<AlertTarget>(),
     cache: new StateCache(options.cacheUsers),
     instance: `${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}|`,

@@ -15,7 +15,7 @@
 import type { Order } from "../../orders/model.ts";
 import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { changeRows, type Changes, changesOf, notices } from "./changes.ts";
+import { notices, type WriteSet, writeSetOf, writeSetRows } from "./write_set.ts";
 import type { PgContext, Sql } from "./connect.ts";
 import { bareArray, records } from "./wire.ts";
 
@@ -29,7 +29,7 @@ export interface FastPlan<R extends GroupedReport> {
   answers: ApplyResult[];
   /** The reports the locked path must decide (refused, unknown, nothing cached, no events). */
   slow: R[];
-  changes: Changes;
+  changes: WriteSet;
   /** Each written user's seq before the write (the statement's condition). */
   fromSeq: Map<string, number>;
   /** Each written user's orders as they are after the write (what the cache learns). */
@@ -77,7 +77,7 @@ export function planFast<R extends GroupedReport>(ctx: PgContext, group: R[]): F
     fast: [],
     answers: [],
     slow: [],
-    changes: changesOf(decided, (x) => x.events.length > 0),
+    changes: writeSetOf(decided, (x) => x.events.length > 0),
     fromSeq: decided.fromSeq,
     touched: new Map(),
   };
@@ -109,7 +109,7 @@ export function fastWrite(
   sql: Sql,
   plan: FastPlan<GroupedReport>,
 ): Promise<unknown> {
-  const { userList, orders: o, events: e, users, lastSeqs, executions: x } = changeRows(
+  const { userList, orders: o, events: e, users, lastSeqs, executions: x } = writeSetRows(
     plan.changes,
   );
   return sql.unsafe(

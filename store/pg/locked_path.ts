@@ -6,7 +6,7 @@
 import type { Order, OrderEvent } from "../../orders/model.ts";
 import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { changesOf, writeChanges } from "./changes.ts";
+import { recordWriteSet, writeSetOf } from "./write_set.ts";
 import type { PgContext, Tx } from "./connect.ts";
 
 /** The owners' counter rows a group locked, with each order's owner. */
@@ -83,10 +83,10 @@ export async function decideLocked(
     to: decided.events.get(user)?.at(-1)?.seq ?? from,
     orders: [...orders.values()].filter((o) => owners.get(o.id) === user),
   }));
-  const changes = changesOf(decided);
+  const changes = writeSetOf(decided);
   return {
     result: { answers, learned, byUser: changes.byUser },
-    write: changes.empty ? undefined : writeChanges(ctx, tx, changes),
+    write: changes.empty ? undefined : recordWriteSet(ctx, tx, changes),
   };
 }
 

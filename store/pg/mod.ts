@@ -2,14 +2,14 @@
  * The production store on Postgres (postgres.js), composed from one module per concern:
  *   connect.ts      the query pool, the schema, the shared context, "database away" → 503
  *   transaction.ts  the Writers pool and the pipelined write transaction (seq lock)
- *   changes.ts      what a transaction writes, as one statement, and its NOTIFY payloads
+ *   write_set.ts    what a transaction writes, as one statement, and its NOTIFY payloads
  *   actions.ts      the user's writes (place, cancel, replace)
  *   reports.ts      the venue's reports, group-committed (fast path first, locked path after)
  *   fast_write.ts   a group decided on the cache, written by one conditional statement
  *   locked_path.ts  what the cache cannot decide: fresh reads under the owners' row locks
  *   state_cache.ts  recent users' seqs and order snapshots (bounded LRU), forgotten on NOTIFY
  *   reads.ts        order reads, paging and the event log
- *   feed.ts         the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks
+ *   listener.ts     the LISTEN connection: reconnect, NOTIFY parse, catch-up hooks
  *   sessions.ts     sessions
  *   push.ts         push subscriptions, alert claims and the alert-target cache
  *   devices.ts      native push tokens (FCM, APNs)
@@ -24,7 +24,7 @@
 import type { Store } from "../store.ts";
 import { pgActions } from "./actions.ts";
 import { connect, type PgStoreOptions, query } from "./connect.ts";
-import { startListening } from "./feed.ts";
+import { startListening } from "./listener.ts";
 import { inboxDrain } from "./inbox.ts";
 import { pgDevices } from "./devices.ts";
 import { pgPush } from "./push.ts";

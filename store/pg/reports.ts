@@ -14,7 +14,7 @@ import type { ExecutionReport } from "../../orders/model.ts";
 import type { Fallbacks } from "../common.ts";
 import type { GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { publishOwn } from "./changes.ts";
+import { publishOwn } from "./write_set.ts";
 import { isConnectionError, type PgContext, unavailableIfConnection } from "./connect.ts";
 import { type FastPlan, fastWrite, loadMissing, planFast, STALE_STATE } from "./fast_write.ts";
 import { decideLocked, lockOwners } from "./locked_path.ts";

@@ -4,7 +4,7 @@
  * Seq assignment starts here: `lockUser` locks a user's counter row and answers their seq.
  */
 import postgres from "postgres";
-import { resync } from "./changes.ts";
+import { resync } from "./write_set.ts";
 import {
   isConnectionError,
   type PgContext,

@@ -1,6 +1,6 @@
 /**
- * What one write transaction writes, and how: the `Changes` builder a transaction fills as it
- * decides, `writeChanges` that turns it into one statement (snapshots, events, seqs, exec_ids and
+ * What one write transaction writes, and how: the `WriteSet` builder a transaction fills as it
+ * decides, `recordWriteSet` that turns it into one statement (snapshots, events, seqs, exec_ids and
  * the NOTIFYs, delivered at commit to every instance), the NOTIFY payload format, and the hand-off
  * of committed events to this instance's own listeners.
  */
@@ -21,7 +21,7 @@ export type Notice =
   | { k: "subs"; u: string };
 
 /** What one transaction writes, collected as it decides. */
-export class Changes {
+export class WriteSet {
   /** The latest snapshot of every order touched, by id. */
   readonly orders = new Map<string, { user_id: string; order: Order }>();
   /** New events per user, in seq order. */
@@ -67,11 +67,11 @@ export class Changes {
  * What a group's decision writes (store/report_group.ts): its orders, its events, and the
  * executions `keep` keeps (the fast statement leaves those with no events to the locked path).
  */
-export function changesOf(
+export function writeSetOf(
   decision: GroupDecision<unknown>,
   keep: (x: GroupDecision<unknown>["executions"][number]) => boolean = () => true,
-): Changes {
-  const changes = new Changes();
+): WriteSet {
+  const changes = new WriteSet();
   for (const { user_id, order } of decision.orders.values()) changes.order(user_id, order);
   for (const [user, events] of decision.events) changes.events(user, events);
   for (const x of decision.executions) {
@@ -81,13 +81,13 @@ export function changesOf(
 }
 
 /**
- * The rows a `Changes` writes, column by column, as the parameters both write statements unnest
+ * The rows a `WriteSet` writes, column by column, as the parameters both write statements unnest
  * (wire.ts: array literals, and the JSON bodies as records). Each JSON body travels as its own
  * text, parsed once by Postgres where it is stored; a `json` array taken apart with `->` would be
  * parsed again for every field read out of it (a dozen times per report: half of Postgres' CPU
  * per report in large groups; bench/README.md, second pass).
  */
-export function changeRows(c: Changes) {
+export function writeSetRows(c: WriteSet) {
   const o = {
     ids: [] as string[],
     users: [] as string[],
@@ -163,8 +163,8 @@ export function changeRows(c: Changes) {
  * Every write of a transaction as one statement: the orders' snapshots, the events, each user's
  * seq, each exec_id's first answer and the NOTIFYs (delivered at commit, to every instance).
  */
-export function writeChanges(ctx: PgContext, tx: Tx, c: Changes): Promise<unknown> {
-  const { orders: o, events: e, users, lastSeqs, executions: x } = changeRows(c);
+export function recordWriteSet(ctx: PgContext, tx: Tx, c: WriteSet): Promise<unknown> {
+  const { orders: o, events: e, users, lastSeqs, executions: x } = writeSetRows(c);
   return tx`
     with o as (
       insert into orders (id, user_id, client_order_id, final, body)
@@ -232,16 +232,7 @@ export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[
   for (const [user_id, events] of byUser) {
     for (const event of events) batch.push({ user_id, event });
   }
-  if (batch.length === 0) return;
-  for (const l of ctx.changes.listeners) {
-    try {
-      l.events(batch);
-    } catch (err) {
-      // The write is committed and its callers are still owed their answers: one failing
-      // listener must neither undo that nor keep the others from hearing it.
-      ctx.log.error("a change listener failed on committed events", { err: String(err) });
-    }
-  }
+  ctx.changes.publish(batch);
 }
 
 /**
@@ -250,6 +241,5 @@ export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[
  * from the log as after a reconnect. While the feed is down its reconnect does that anyway.
  */
 export function resync(ctx: PgContext): void {
-  if (ctx.closed || !ctx.changes.connected) return;
-  for (const l of ctx.changes.listeners) l.connected();
+  if (!ctx.closed) ctx.changes.resync();
 }

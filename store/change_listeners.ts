@@ -1,0 +1,79 @@
+/**
+ * Who hears what a store commits (the `ChangeSource` of both backends): listeners kept private
+ * and told in turn. A listener that throws is logged and skipped, so the others still hear: the
+ * write is committed and its callers are owed their answers, which a throw must neither undo nor
+ * delay. KV's source is always connected; Postgres' is while its LISTEN connection is up.
+ */
+import type { Logger } from "../log.ts";
+import type { UserEvent } from "../orders/model.ts";
+import type { ChangeListener, ChangeSource } from "./store.ts";
+
+/** The listeners of one store's changes, and whether changes are flowing to them. */
+export class ChangeListeners implements ChangeSource {
+  readonly #listeners = new Set<ChangeListener>();
+  #connected: boolean;
+
+  /** `connecting`: what a listener that subscribes before the source is up is told. */
+  constructor(
+    private readonly log: Logger,
+    options: { connected: boolean; connecting?: string },
+  ) {
+    this.#connected = options.connected;
+    this.connecting = options.connecting ?? "the change feed is connecting";
+  }
+
+  private readonly connecting: string;
+
+  /** Whether changes are flowing right now. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Adds a listener, telling it at once whether changes are flowing. */
+  subscribe(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    if (this.#connected) listener.connected();
+    else listener.disconnected(this.connecting);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells every listener about committed events (in per-user seq order). */
+  publish(events: UserEvent[]): void {
+    if (events.length === 0) return;
+    this.#each("committed events", (l) => l.events(events));
+  }
+
+  /** Tells every listener a session was revoked. */
+  revoked(sessionId: string, userId: string): void {
+    this.#each("a revoked session", (l) => l.sessionRevoked(sessionId, userId));
+  }
+
+  /** Changes flow (again): every listener catches up from the log. */
+  up(): void {
+    this.#connected = true;
+    this.#each("a reconnect", (l) => l.connected());
+  }
+
+  /** Changes stopped flowing; false when they already had. */
+  down(reason: string): boolean {
+    if (!this.#connected) return false;
+    this.#connected = false;
+    this.#each("a disconnect", (l) => l.disconnected(reason));
+    return true;
+  }
+
+  /** Every listener catches up from the log, as after a reconnect (while connected). */
+  resync(): void {
+    if (this.#connected) this.#each("a resync", (l) => l.connected());
+  }
+
+  #each(what: string, tell: (listener: ChangeListener) => void): void {
+    for (const l of this.#listeners) {
+      try {
+        tell(l);
+      } catch (err) {
+        this.log.error(`a change listener failed on ${what}`, { err: String(err) });
+      }
+    }
+  }
+}
