@@ -1,3 +1,5 @@
+import type { z } from "zod";
+
 /** Error codes the API answers with; each maps to one HTTP status. */
 export type ErrorCode =
   | "invalid_request"
@@ -57,4 +59,19 @@ export function errorBody(
       ...(err.details === undefined ? {} : { details: err.details }),
     },
   };
+}
+
+/** Validates a value with zod; a failure is a 400 listing every problem. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const details = parsed.error.issues.map((i) => ({
+    path: i.path.join("."),
+    message: i.message,
+  }));
+  throw new AppError(
+    "invalid_request",
+    details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; "),
+    details,
+  );
 }

@@ -10,13 +10,12 @@ import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { bearerToken } from "../auth/middleware.ts";
 import { deviceLabel, startSession } from "../auth/sessions.ts";
-import { AppError, errorBody } from "../orders/errors.ts";
+import { AppError, errorBody, parseWith } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
-import { jsonList, jsonOf } from "../orders/json.ts";
-import { ExecutionReport, OrderRequest, ReplaceRequest } from "../orders/model.ts";
-import type { ApplyResult } from "../store/store.ts";
+import { OrderRequest, ReplaceRequest } from "../orders/model.ts";
+import { ingest } from "../venue/ingest.ts";
 import type { AppEnv, AuthInfo, Deps } from "./context.ts";
-import { parseWith, readJson } from "./middleware.ts";
+import { readJson } from "./middleware.ts";
 import { endDeviceSession } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
 
@@ -187,91 +186,24 @@ export function apiRoutes(
       throw new AppError("invalid_request", `Send 1 to ${MAX_BATCH} reports`);
     }
     limits.ingest.take("ingest", items.length);
-    if (!batch) {
-      // One report (how venues mostly send them): answered from the texts its event already
-      // has (orders/json.ts) — the same JSON c.json would write.
-      const result = await ingestOne(deps, body, false);
-      deps.metrics.ingestResults.inc({ status: String(result.status) });
-      if (!result.applied) return c.json(result.body, result.status as 400);
-      return c.body(appliedJson(result.applied), result.status as 201, JSON_TYPE);
-    }
-    // Reports for one order apply in the order given; different orders apply concurrently
-    // (the store serializes per user), so a batch uses the whole connection pool.
-    const results: IngestResult[] = new Array(items.length);
-    const byOrder = new Map<unknown, number[]>();
-    items.forEach((item, i) => {
-      const key = (item as { order_id?: unknown })?.order_id ?? `#${i}`;
-      const list = byOrder.get(key);
-      if (list) list.push(i);
-      else byOrder.set(key, [i]);
-    });
-    await Promise.all([...byOrder.values()].map(async (indexes) => {
-      for (const i of indexes) {
-        results[i] = await ingestOne(deps, items[i], batch);
-        deps.metrics.ingestResults.inc({ status: String(results[i].status) });
-      }
-    }));
-    // Some reports refused for now (overload, the store busy or away): the venue sends those
-    // again with the same exec_id, after the longest wait any of them asked for.
+    const results = await ingest({
+      store,
+      now: deps.now,
+      answered: (status) => deps.metrics.ingestResults.inc({ status: String(status) }),
+    }, items);
+    // Refused for now (overload, the store busy or away): the venue sends those again with the
+    // same exec_id, after the longest wait any of them asked for.
     const retry = Math.max(0, ...results.map((r) => r.retryAfterS ?? 0));
     if (retry > 0) c.header("Retry-After", String(retry));
+    if (!batch) return c.json(results[0].body, results[0].status as 201);
     return c.json({ results: results.map((r) => ({ status: r.status, ...r.body })) }, 200);
   });
 
   return app;
 }
 
-/** One report's answer; `retryAfterS` when it was refused for now (a 503 in a batch). */
-interface IngestResult {
-  status: number;
-  body: Record<string, unknown>;
-  /** The store's answer, when the report was applied (or was a duplicate). */
-  applied?: ApplyResult;
-  retryAfterS?: number;
-}
-
 /** Any JSON value: the ingest body is one report or an array of them, each validated alone. */
 const AnyJson = z.unknown();
-const JSON_TYPE = { "Content-Type": "application/json" };
-
-/**
- * `JSON.stringify({ duplicate, order, events })` of an applied report, from its texts: the body
- * `ingestOne` gives an applied report, which the batch answer stringifies (keep the two alike).
- */
-function appliedJson(applied: ApplyResult): string {
-  return `{"duplicate":${applied.duplicate},"order":${jsonOf(applied.order)},"events":${
-    jsonList(applied.events)
-  }}`;
-}
-
-/**
- * Applies one ingested report; answers as the API would (201, 200, 400, 404, 409). A 503 (the
- * write queue full, the store busy or away) is thrown for a single report — the error handler
- * answers it with Retry-After — and is that report's result in a batch, whose other reports may
- * already have been written: the batch still answers each one.
- */
-async function ingestOne(deps: Deps, item: unknown, inBatch: boolean): Promise<IngestResult> {
-  try {
-    const report = parseWith(ExecutionReport, item);
-    const applied = await deps.store.applyReport(report, deps.now());
-    return {
-      status: applied.duplicate ? 200 : 201,
-      body: { duplicate: applied.duplicate, order: applied.order, events: applied.events },
-      applied,
-    };
-  } catch (err) {
-    const refusedForNow = inBatch && err instanceof AppError && err.code === "unavailable";
-    if (err instanceof AppError && (err.status < 500 || refusedForNow)) {
-      const retry = (err.details as { retry_after_s?: number } | undefined)?.retry_after_s;
-      return {
-        status: err.status,
-        body: errorBody(err),
-        ...(refusedForNow ? { retryAfterS: retry ?? 1 } : {}),
-      };
-    }
-    throw err;
-  }
-}
 
 /** Compares secrets in constant time. */
 function sameSecret(given: string, expected: string): boolean {

@@ -9,7 +9,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { z } from "zod";
-import { AppError, errorBody } from "../orders/errors.ts";
+import { AppError, errorBody, parseWith } from "../orders/errors.ts";
 import { diskFull, isDiskFull } from "../store/write_gate.ts";
 import type { AppEnv, Deps } from "./context.ts";
 
@@ -106,19 +106,4 @@ export async function readJson<S extends z.ZodType>(
     throw new AppError("invalid_request", "The body is not valid JSON");
   }
   return parseWith(schema, body);
-}
-
-/** Validates a value with zod; a failure is a 400 listing every problem. */
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const details = parsed.error.issues.map((i) => ({
-    path: i.path.join("."),
-    message: i.message,
-  }));
-  throw new AppError(
-    "invalid_request",
-    details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; "),
-    details,
-  );
 }

@@ -15,7 +15,7 @@ import { orderSummary } from "../views/format.ts";
 import type { AlertChannel } from "../views/alert_channels.tsx";
 import { BlotterPage, DevicesPage, MoreRow, OrderPage, type Tab, TABS } from "../views/pages.tsx";
 import type { AppEnv, Deps } from "./context.ts";
-import { parseWith } from "./middleware.ts";
+import { parseWith } from "../orders/errors.ts";
 import { endDeviceSession } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
 
