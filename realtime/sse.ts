@@ -62,19 +62,23 @@ export class EventStream implements Subscriber {
   readonly sink: StreamSink;
   /** What this stream sent last (or starts after): its seq and that event's full id. */
   #at: Position = { seq: 0, id: null };
-  /** Live events held while replaying or filling a gap from the store. */
-  #held: OrderEvent[] | null = [];
+  /**
+   * Live events held while the stream replays or fills a gap from the store (null: live, sent as
+   * they come). Bounded like the sink: past `queueLimit` the stream ends as a slow consumer and the
+   * client resumes from its last id (the store has every event; holding more would only grow).
+   */
+  #liveQueue: OrderEvent[] | null = [];
   /** Live HTML messages, paced (the JSON format sends each event at once). */
   readonly #paced: Coalescer;
   #closed = false;
   #unsubscribe: () => void = () => {};
   /** Wakes a replay waiting for the client to take what was queued (see `#drained`). */
   #wakeDrained: (() => void) | null = null;
-  readonly #o: StreamOptions;
+  readonly #options: StreamOptions;
   readonly #batches: BatchFrames;
 
   constructor(options: StreamOptions) {
-    this.#o = options;
+    this.#options = options;
     this.userId = options.userId;
     this.sessionId = options.sessionId;
     this.#batches = batchCacheFor(options.format);
@@ -92,31 +96,31 @@ export class EventStream implements Subscriber {
 
   /**
    * Registers with the hub (throws 429 past the per-user cap) and starts the replay. Resolves once
-   * the stream is live; the caller returns the sink's response right away, so bytes flow as they
-   * are written.
+   * live; the caller returns the sink's response at once, so bytes flow as they are written.
    */
   open(): Promise<void> {
-    this.#unsubscribe = this.#o.hub.add(this);
+    this.#unsubscribe = this.#options.hub.add(this);
     this.sink.start({
       gone: () => this.#end("client went away", false),
       drained: () => this.#wake(),
     });
-    const signal = this.#o.signal;
+    const signal = this.#options.signal;
     if (signal) {
       const gone = () => this.#end("client went away", false);
       if (signal.aborted) gone();
       else signal.addEventListener("abort", gone, { once: true });
     }
-    this.#write(encodeSse({ retry: this.#o.retryMs }));
+    this.#write(encodeSse({ retry: this.#options.retryMs }));
     return this.#start().catch((err) => this.#end("replay failed", true, messageOf(err)));
   }
 
   async #start(): Promise<void> {
-    const opening = await openingFor(this.#o.store, this.userId, this.#o.resumeFrom);
+    const { store, resumeFrom, hub } = this.#options;
+    const opening = await openingFor(store, this.userId, resumeFrom);
     this.#at = opening.at;
     if (opening.kind === "reset") this.#reset(opening.at, opening.reason);
     if (opening.kind === "replay") await this.#fill(false);
-    if (this.#o.hub.realtimeStatus.realtime !== "ok") this.status(this.#o.hub.realtimeStatus);
+    if (hub.realtimeStatus.realtime !== "ok") this.status(hub.realtimeStatus);
     this.#goLive();
   }
 
@@ -126,7 +130,7 @@ export class EventStream implements Subscriber {
    * gap fill: the history may have changed since); if not, `reset` to the store's newest instead.
    */
   async #fill(check: boolean): Promise<void> {
-    const { store } = this.#o;
+    const { store } = this.#options;
     for (let overlap = check && this.#at.id !== null ? 1 : 0;; overlap = 0) {
       const page = await store.eventsSince(this.userId, this.#at.seq - overlap, REPLAY_PAGE);
       if (this.#closed) return;
@@ -156,15 +160,16 @@ export class EventStream implements Subscriber {
   }
 
   #goLive(): void {
-    const held = this.#held ?? [];
-    this.#held = null;
+    const held = this.#liveQueue ?? [];
+    this.#liveQueue = null;
     if (held.length > 0) this.deliver(held);
   }
 
   deliver(events: OrderEvent[], shared?: SharedFrames): void {
     if (this.#closed) return;
-    if (this.#held) {
-      this.#held.push(...events);
+    if (this.#liveQueue) {
+      this.#liveQueue.push(...events);
+      if (this.#liveQueue.length > this.#options.queueLimit) this.#end("slow consumer", true);
       return;
     }
     if (!agreesWith(this.#at, events)) {
@@ -178,7 +183,7 @@ export class EventStream implements Subscriber {
     if (fresh[0].seq !== this.#at.seq + 1) {
       // A gap: something was committed that this process did not hear (yet). Fill it from the
       // store, holding live events meanwhile; the store is the truth.
-      this.#held = [...fresh];
+      this.#liveQueue = [...fresh];
       this.#fillRetrying().then(() => this.#goLive()).catch((err) =>
         this.#end("catch-up failed", true, messageOf(err))
       );
@@ -192,31 +197,29 @@ export class EventStream implements Subscriber {
   }
 
   /**
-   * The feed's catch-up after it reconnected (a database restart, a failover): the store's events
-   * of this user from at most this stream's position on, and whether they end at the store's
-   * newest (`complete`). Events the stream had sent that the store no longer has, or has under
-   * other ids, mean its history was lost: `reset`. (Cut short before this stream's position, the
-   * list cannot tell; the next event's own check or a gap fill's will.)
+   * The feed's catch-up (Subscriber). The store no longer having the event this stream sent last,
+   * or having another there, means its history was lost: `reset`. (A list cut short before this
+   * stream's position cannot tell; the next event's own check or a gap fill's will.)
    */
   caughtUp(events: OrderEvent[], complete: boolean): void {
     if (this.#closed) return;
     const there = events.some((e) => e.seq === this.#at.seq);
-    if (!this.#held && this.#at.id !== null && !there && complete) this.#startOver();
+    if (!this.#liveQueue && this.#at.id !== null && !there && complete) this.#startOver();
     else this.deliver(events);
   }
 
   /** Resets to the store's newest position, holding live events while it asks where that is. */
   #startOver(): void {
-    if (this.#held) return; // a fill is running: it checks the history itself
-    this.#held = [];
-    newestPosition(this.#o.store, this.userId)
+    if (this.#liveQueue) return; // a fill is running: it checks the history itself
+    this.#liveQueue = [];
+    newestPosition(this.#options.store, this.userId)
       .then((at) => this.#reset(at, RESET_REASONS.historyChanged))
       .then(() => this.#goLive())
       .catch((err) => this.#end("catch-up failed", true, messageOf(err)));
   }
 
   status(status: RealtimeStatus): void {
-    this.#write(encodeSse(...this.#o.format.renderStatus(status)));
+    this.#write(encodeSse(...this.#options.format.renderStatus(status)));
   }
 
   heartbeat(): void {
@@ -236,7 +239,7 @@ export class EventStream implements Subscriber {
   #send(events: OrderEvent[], live: boolean, shared?: SharedFrames): void {
     const last = events[events.length - 1];
     this.#at = { seq: last.seq, id: last.id };
-    const { format, metrics } = this.#o;
+    const { format, metrics } = this.#options;
     if (live && metrics) {
       const now = Date.now();
       for (const e of events) metrics.deliveryLatency.observe((now - Date.parse(e.at)) / 1000);
@@ -254,12 +257,12 @@ export class EventStream implements Subscriber {
     else this.#write(this.#batches.batch(events, this.#batchMessage));
   }
 
-  readonly #eventMessage = (e: OrderEvent) => eventMessage(this.#o.format, e);
-  readonly #batchMessage = (events: OrderEvent[]) => batchMessage(this.#o.format, events);
+  readonly #eventMessage = (e: OrderEvent) => eventMessage(this.#options.format, e);
+  readonly #batchMessage = (events: OrderEvent[]) => batchMessage(this.#options.format, events);
 
   #write(bytes: Uint8Array): void {
     if (this.#closed) return;
-    if (this.sink.backlog > this.#o.queueLimit) {
+    if (this.sink.backlog > this.#options.queueLimit) {
       // Too far behind; it resumes with Last-Event-ID rather than being buffered here.
       this.#end("slow consumer", true);
       return;
@@ -285,11 +288,9 @@ export class EventStream implements Subscriber {
     this.#closed = true;
     this.#wake();
     this.#unsubscribe();
-    this.#o.metrics?.streamsClosed.inc({ reason });
+    this.#options.metrics?.streamsClosed.inc({ reason });
     if (closeBody) this.sink.end();
-    if (detail !== undefined) {
-      this.#o.log?.warn("a stream ended on a failure", { reason, err: detail });
-    }
+    if (detail) this.#options.log?.warn("a stream ended on a failure", { reason, err: detail });
   }
 }
 

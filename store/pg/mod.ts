@@ -43,7 +43,7 @@ const CLOSE_WAIT_MS = 5_000;
 /** Opens the Postgres store: connects, applies schema.sql, starts the listener. */
 export async function openPgStore(url: string, options: PgStoreOptions): Promise<Store> {
   const ctx = await connect(url, options);
-  const writers = openWriters(ctx);
+  const writers = openWriters(ctx, options.writeQueueLimit);
   const fallbacks = new Fallbacks();
   const groups = new ReportGroups(ctx, writers, fallbacks);
   // Every write is counted from hand-in to answer; past the limit, or with the disk full, it is

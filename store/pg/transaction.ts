@@ -4,6 +4,7 @@
  * Seq assignment starts here: `lockUser` locks a user's counter row and answers their seq.
  */
 import postgres from "postgres";
+import { DEFAULT_WRITE_QUEUE_LIMIT, overloaded } from "../write_gate.ts";
 import { resync } from "./write_set.ts";
 import {
   isConnectionError,
@@ -27,6 +28,11 @@ interface Writer {
 export class Writers {
   readonly #idle: Writer[] = [];
   readonly #all: Writer[] = [];
+  /**
+   * Writes waiting for a writer, in arrival order. Every write comes through the store's write
+   * gate (WRITE_QUEUE_LIMIT in flight, store/write_gate.ts), so this never holds more than that;
+   * `maxWaiting` says so outright: past it a write is refused (503) rather than queued.
+   */
   readonly #waiting: Array<(w: Writer) => void> = [];
 
   /**
@@ -37,6 +43,7 @@ export class Writers {
     count: number,
     open: (onclose: () => void) => Sql,
     private readonly onLost: () => void = () => {},
+    private readonly maxWaiting = DEFAULT_WRITE_QUEUE_LIMIT,
   ) {
     for (let i = 0; i < count; i++) {
       const w: Writer = { sql: null as unknown as Sql, generation: 0 };
@@ -50,6 +57,7 @@ export class Writers {
   acquire(): Promise<Writer> {
     const w = this.#idle.pop();
     if (w) return Promise.resolve(w);
+    if (this.#waiting.length >= this.maxWaiting) return Promise.reject(overloaded());
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
@@ -72,7 +80,7 @@ export class Writers {
 }
 
 /** Opens the store's writers, on the same database and schema as the query pool. */
-export function openWriters(ctx: PgContext): Writers {
+export function openWriters(ctx: PgContext, maxWaiting?: number): Writers {
   return new Writers(
     WRITERS,
     (onclose) =>
@@ -103,6 +111,7 @@ export function openWriters(ctx: PgContext): Writers {
         debug: ctx.debug,
       }),
     () => resync(ctx),
+    maxWaiting,
   );
 }
 
