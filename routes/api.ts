@@ -14,7 +14,28 @@ import { AppError, errorBody, parseWith } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
 import { OrderRequest, ReplaceRequest } from "../orders/model.ts";
 import { ingest } from "../venue/ingest.ts";
-import type { AppEnv, AuthInfo, Deps } from "./context.ts";
+import type { EventLog, OrderStore, SessionStore } from "../store/store.ts";
+import type { AppEnv, AuthInfo, RouterDeps } from "./context.ts";
+import type { EndSessionDeps } from "./sessions.ts";
+
+/** What the JSON API uses: the orders, the user's sessions, the log's ids; the ingest's clock. */
+type ApiDeps =
+  & RouterDeps<
+    "config" | "log" | "metrics" | "now" | "hub",
+    & Pick<
+      OrderStore,
+      | "placeOrder"
+      | "getOrder"
+      | "listOrders"
+      | "orderEvents"
+      | "requestCancel"
+      | "requestReplace"
+      | "applyReport"
+    >
+    & Pick<SessionStore, "createSession" | "listSessions">
+    & Pick<EventLog, "eventsSince">
+  >
+  & EndSessionDeps;
 import { readJson } from "./middleware.ts";
 import { endDeviceSession } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
@@ -56,7 +77,7 @@ function orderIdParam(c: Context): string {
 
 /** The JSON API routes. `requireApiAuth` is the auth middleware answering 401 in JSON. */
 export function apiRoutes(
-  deps: Deps,
+  deps: ApiDeps,
   limits: Limits,
   requireApiAuth: import("hono").MiddlewareHandler<AppEnv>,
 ): Hono<AppEnv> {

@@ -6,9 +6,15 @@ import { deviceLabel, SESSION_COOKIE, startSession } from "../auth/sessions.ts";
 import { AppError } from "../orders/errors.ts";
 import { LoginPage } from "../views/pages.tsx";
 import { clientAddress, Username } from "./api.ts";
-import type { AppEnv, Deps } from "./context.ts";
+import type { SessionStore } from "../store/store.ts";
+import type { AppEnv, RouterDeps } from "./context.ts";
 import type { Limits } from "./rate_limit.ts";
-import { endDeviceSession } from "./sessions.ts";
+import { endDeviceSession, type EndSessionDeps } from "./sessions.ts";
+
+/** What login and logout use: the auth settings and the user's sessions. */
+type AuthFormDeps =
+  & RouterDeps<"config" | "log" | "now", Pick<SessionStore, "createSession">>
+  & EndSessionDeps;
 
 /** Whether cookies must be Secure (served over https, directly or behind a proxy). */
 export function secureCookies(c: Context, publicOrigin: string | null): boolean {
@@ -18,7 +24,7 @@ export function secureCookies(c: Context, publicOrigin: string | null): boolean 
 
 /** The login and logout routes. */
 export function authFormRoutes(
-  deps: Deps,
+  deps: AuthFormDeps,
   limits: Limits,
   requirePageAuth: MiddlewareHandler<AppEnv>,
 ): Hono<AppEnv> {

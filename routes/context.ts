@@ -20,10 +20,16 @@ import type { AuthDeps } from "../auth/context.ts";
 
 export type { AppEnv, AuthInfo } from "../auth/context.ts";
 
+/**
+ * A router's dependencies: the process-wide pieces `K` it names from `Deps`, and the store roles
+ * `S` it uses (each router says which: none is handed the whole store).
+ */
+export type RouterDeps<K extends keyof Deps, S = unknown> = Pick<Deps, K> & { store: S };
+
 /** The process-wide pieces a router may use. */
 export interface Deps extends AuthDeps {
   config: Config;
-  /** What routes and the auth middleware ask of the store (feed, push, venue: see main.ts). */
+  /** Every store role a router may ask for; each router names the ones it uses (RouterDeps). */
   store: OrderStore & EventLog & SessionStore & PushSubscriptionStore & PushDeviceStore & Health;
   hub: Hub;
   push: PushDispatcher;

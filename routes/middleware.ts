@@ -17,7 +17,7 @@ import type { AppEnv, Deps } from "./context.ts";
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Installs the shared middleware and the error handlers. */
-export function installMiddleware(app: Hono<AppEnv>, deps: Deps): void {
+export function installMiddleware(app: Hono<AppEnv>, deps: Pick<Deps, "log">): void {
   // Pages get the browser's full set; the JSON API (a venue, the native apps, the page's own
   // fetches) the OWASP REST set: nothing on it is a document to frame, script or prefetch, and
   // every report's answer carried ~800 bytes of page headers (bench/README.md, third pass).

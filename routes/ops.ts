@@ -1,12 +1,19 @@
 /** Operations: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`). */
 import { Hono } from "hono";
-import type { AppEnv, Deps } from "./context.ts";
+import type { Health } from "../store/store.ts";
+import type { AppEnv, RouterDeps } from "./context.ts";
+
+/** What the ops routes ask: whether the store, the feed and the listener are well; the metrics. */
+type OpsDeps = RouterDeps<
+  "feedStatus" | "notAccepting" | "metrics",
+  Pick<Health, "kind" | "ping" | "unwritable">
+>;
 
 /** How long /readyz waits for the store to answer before it says it is not answering. */
 const PING_WAIT_MS = 2_000;
 
 /** The ops routes; no credentials needed, nothing user-specific in them. */
-export function opsRoutes(deps: Deps): Hono<AppEnv> {
+export function opsRoutes(deps: OpsDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {

@@ -8,16 +8,38 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { AppError } from "../orders/errors.ts";
 import { orderIdOf } from "../orders/ids.ts";
 import { OrderRequest } from "../orders/model.ts";
-import type { OrderPage as OrdersPage } from "../store/store.ts";
+import type {
+  EventLog,
+  OrderPage as OrdersPage,
+  OrderStore,
+  PushDeviceStore,
+  PushSubscriptionStore,
+  SessionStore,
+} from "../store/store.ts";
 import { OrderRow } from "../views/order_row.tsx";
 import { Toast } from "../views/fragments.tsx";
 import { orderSummary } from "../views/format.ts";
 import type { AlertChannel } from "../views/alert_channels.tsx";
 import { BlotterPage, DevicesPage, MoreRow, OrderPage, type Tab, TABS } from "../views/pages.tsx";
-import type { AppEnv, Deps } from "./context.ts";
+import type { AppEnv, RouterDeps } from "./context.ts";
 import { parseWith } from "../orders/errors.ts";
-import { endDeviceSession } from "./sessions.ts";
+import { endDeviceSession, type EndSessionDeps } from "./sessions.ts";
 import type { Limits } from "./rate_limit.ts";
+
+/** What the pages use: the user's orders and their log's ids, sessions and alert targets. */
+type PageDeps =
+  & RouterDeps<
+    "now" | "hub",
+    & Pick<
+      OrderStore,
+      "listOrders" | "getOrder" | "orderEvents" | "placeOrder" | "requestCancel"
+    >
+    & Pick<EventLog, "eventsSince" | "currentSeq">
+    & Pick<SessionStore, "listSessions">
+    & Pick<PushSubscriptionStore, "listPushSubscriptions">
+    & Pick<PushDeviceStore, "listPushDevices">
+  >
+  & EndSessionDeps;
 
 const PAGE_SIZE = 50;
 const STATIC_DIR = new URL("../static/", import.meta.url);
@@ -32,7 +54,7 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /** Reads one page of a tab: Filled and Canceled & rejected are views on the closed list. */
 async function tabPage(
-  deps: Deps,
+  deps: Pick<PageDeps, "store">,
   userId: string,
   tab: Tab,
   cursor: string | null,
@@ -55,7 +77,7 @@ function fromHtmx(c: Context): boolean {
 
 /** The page routes. */
 export function pageRoutes(
-  deps: Deps,
+  deps: PageDeps,
   limits: Limits,
   requirePageAuth: MiddlewareHandler<AppEnv>,
 ): Hono<AppEnv> {

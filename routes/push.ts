@@ -7,7 +7,15 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { AppError } from "../orders/errors.ts";
 import { endpointAllowed } from "../realtime/push/web_push.ts";
-import type { AppEnv, Deps } from "./context.ts";
+import type { PushDeviceStore, PushSubscriptionStore } from "../store/store.ts";
+import type { AppEnv, RouterDeps } from "./context.ts";
+
+/** What the push routes use: the dispatcher's keys and the store's alert targets. */
+type PushDeps = RouterDeps<
+  "config" | "now" | "push",
+  & Pick<PushSubscriptionStore, "addPushSubscription" | "removePushSubscription">
+  & Pick<PushDeviceStore, "addPushDevice" | "removePushDevice">
+>;
 import { readJson } from "./middleware.ts";
 
 const Base64Url = z.string().min(1).max(512).regex(/^[A-Za-z0-9_-]+=*$/, "must be base64url");
@@ -35,7 +43,10 @@ export const PushDeviceBody = z.object({
 export const PushDeviceDeleteBody = z.object({ token: DeviceToken });
 
 /** The push routes. */
-export function pushRoutes(deps: Deps, requireApiAuth: MiddlewareHandler<AppEnv>): Hono<AppEnv> {
+export function pushRoutes(
+  deps: PushDeps,
+  requireApiAuth: MiddlewareHandler<AppEnv>,
+): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/api/v1/push/vapid-public-key", (c) => c.json({ key: deps.push.publicKey }));
 

@@ -3,14 +3,22 @@
  * open streams on this instance at once (the change feed tells the other instances, and this one
  * again, harmlessly).
  */
-import type { Deps } from "./context.ts";
+import type { Hub } from "../realtime/hub.ts";
+import type { SessionStore } from "../store/store.ts";
+
+/** What ending a device session uses. */
+export interface EndSessionDeps {
+  store: Pick<SessionStore, "revokeSession">;
+  hub: Pick<Hub, "endSession">;
+  now: () => Date;
+}
 
 /**
  * Revokes `sessionId` (only if it belongs to `userId`; `null`: any user's, for the auth service)
  * and ends its streams here. Answers whether there was such a session to revoke.
  */
 export async function endDeviceSession(
-  deps: Pick<Deps, "store" | "hub" | "now">,
+  deps: EndSessionDeps,
   userId: string | null,
   sessionId: string,
   reason: "session revoked" | "logged out" = "session revoked",

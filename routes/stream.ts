@@ -12,7 +12,11 @@ import { resumePoint, SSE_HEADERS, type StreamFormat } from "../realtime/stream_
 import type { SseMessage } from "../realtime/sse_frame.ts";
 import { type SinkFactory, webStreamSink } from "../realtime/stream_sink.ts";
 import { renderStatusBanner, renderStreamBatch } from "../views/fragments.tsx";
-import type { AppEnv, Deps } from "./context.ts";
+import type { ResumeLog } from "../realtime/resume.ts";
+import type { AppEnv, RouterDeps } from "./context.ts";
+
+/** What the streams use: the hub, the store's log, and the stream settings. */
+type StreamDeps = RouterDeps<"config" | "hub" | "metrics" | "log", ResumeLog>;
 
 /** How soon clients retry after a dropped stream (they add their own backoff and jitter). */
 export const RETRY_MS = 1_000;
@@ -51,7 +55,7 @@ function sinkFor(c: Context<AppEnv>) {
 
 /** The stream routes. */
 export function streamRoutes(
-  deps: Deps,
+  deps: StreamDeps,
   requireApiAuth: MiddlewareHandler<AppEnv>,
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
