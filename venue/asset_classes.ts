@@ -7,7 +7,8 @@
  */
 import { type Dec, dec, floorTo } from "../orders/decimal.ts";
 import { isFinal, type Order, QTY_PLACES } from "../orders/model.ts";
-import { type Market, SYMBOLS } from "./market.ts";
+import { SYMBOLS } from "../orders/symbols.ts";
+import type { Market } from "./market.ts";
 import type { RestingBook } from "./resting.ts";
 import { fillFields, type Scheduler } from "./scheduler.ts";
 

@@ -1,26 +1,9 @@
 /**
- * The venue's market: the symbols it trades with their reference prices (mutual funds: their
- * NAV), and the price walk, a bounded random walk around each reference. Basis points are
- * integers, so the arithmetic stays exact.
+ * The venue's market: the price walk, a bounded random walk around each symbol's reference price
+ * (orders/symbols.ts). Basis points are integers, so the arithmetic stays exact.
  */
 import { type Dec, dec } from "../orders/decimal.ts";
-import type { AssetClass } from "../orders/model.ts";
-
-/** Reference prices (and mutual fund NAVs) of the symbols the venue trades. */
-export const SYMBOLS: Readonly<Record<string, { assetClass: AssetClass; price: string }>> = {
-  AAPL: { assetClass: "stock", price: "187.50" },
-  MSFT: { assetClass: "stock", price: "415.20" },
-  TSLA: { assetClass: "stock", price: "242.10" },
-  NVDA: { assetClass: "stock", price: "121.40" },
-  SPY: { assetClass: "etf", price: "560.30" },
-  VOO: { assetClass: "etf", price: "515.60" },
-  QQQ: { assetClass: "etf", price: "480.25" },
-  VFIAX: { assetClass: "mutual_fund", price: "512.34" },
-  FXAIX: { assetClass: "mutual_fund", price: "198.76" },
-  "BTC-USD": { assetClass: "crypto", price: "67250.00" },
-  "ETH-USD": { assetClass: "crypto", price: "3450.50" },
-  "SOL-USD": { assetClass: "crypto", price: "152.30" },
-};
+import { SYMBOLS } from "../orders/symbols.ts";
 
 /** One step of the price walk is at most this many basis points of the reference. */
 const STEP_BP = 10;

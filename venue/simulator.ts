@@ -23,7 +23,7 @@ import { restingBook } from "./resting.ts";
 import { scheduler } from "./scheduler.ts";
 
 export { REASONS } from "./asset_classes.ts";
-export { SYMBOLS } from "./market.ts";
+export { SYMBOLS } from "../orders/symbols.ts";
 
 /** How many orders a restart picks up (and the close expires) in one go. */
 const WORKING_LIMIT = 10_000;

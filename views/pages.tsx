@@ -65,6 +65,22 @@ export function MoreRow(props: { tab: Tab; cursor: string }) {
   );
 }
 
+/**
+ * The page's stream, opened from the id its rows were read at. Its messages are all out-of-band
+ * fragments: nothing is swapped into #live itself.
+ */
+function LiveStream(props: { lastEventId: string }) {
+  return (
+    <div
+      id="live"
+      hx-sse:connect={`/stream?last_event_id=${props.lastEventId}`}
+      hx-swap="none"
+      data-last-event-id={props.lastEventId}
+    >
+    </div>
+  );
+}
+
 /** The blotter: ticket, tabs, rows, and the live stream from the seq the rows were read at. */
 export function BlotterPage(props: {
   user: string;
@@ -78,13 +94,7 @@ export function BlotterPage(props: {
 }) {
   return (
     <Layout title="Orders" user={props.user} ownToasts>
-      <div
-        id="live"
-        hx-sse:connect={`/stream?last_event_id=${props.lastEventId}`}
-        hx-swap="none"
-        data-last-event-id={props.lastEventId}
-      >
-      </div>
+      <LiveStream lastEventId={props.lastEventId} />
       <StatusBanner status={props.status} />
       <div class="blotter">
         <aside class="side-column">
@@ -138,14 +148,7 @@ export function OrderPage(props: {
   const o = props.order;
   return (
     <Layout title={`${o.symbol} order`} user={props.user}>
-      {/* Stream messages are all out-of-band fragments: nothing is swapped into #live itself. */}
-      <div
-        id="live"
-        hx-sse:connect={`/stream?last_event_id=${props.lastEventId}`}
-        hx-swap="none"
-        data-last-event-id={props.lastEventId}
-      >
-      </div>
+      <LiveStream lastEventId={props.lastEventId} />
       <StatusBanner status={props.status} />
       <section class="order-page">
         <h1>{orderSummary(o)}</h1>

@@ -4,22 +4,11 @@
  * opens over the rows (app.js moves focus into it and back). Without scripts it simply follows
  * the rows on a phone, so it always works as a plain form.
  */
+import { SYMBOLS } from "../orders/symbols.ts";
 
-/** Symbols the ticket suggests, with their asset class (the simulator knows these). */
-export const TICKET_SYMBOLS: ReadonlyArray<[string, string]> = [
-  ["AAPL", "stock"],
-  ["MSFT", "stock"],
-  ["TSLA", "stock"],
-  ["NVDA", "stock"],
-  ["SPY", "etf"],
-  ["VOO", "etf"],
-  ["QQQ", "etf"],
-  ["VFIAX", "mutual_fund"],
-  ["FXAIX", "mutual_fund"],
-  ["BTC-USD", "crypto"],
-  ["ETH-USD", "crypto"],
-  ["SOL-USD", "crypto"],
-];
+/** Symbols the ticket suggests, with their asset class: the ones the simulator trades. */
+export const TICKET_SYMBOLS: ReadonlyArray<[string, string]> = Object.entries(SYMBOLS)
+  .map(([symbol, { assetClass }]) => [symbol, assetClass]);
 
 /** The button that opens the ticket on a phone (hidden on wide screens and without scripts). */
 export function NewOrderButton() {

@@ -6,6 +6,7 @@
  */
 import type { ApnsConfig } from "../../config.ts";
 import { type Alert, fitPayload } from "./alert_text.ts";
+import { type Renewable, TokenCache } from "./token_cache.ts";
 import type { SenderOptions } from "./fcm.ts";
 import {
   networkOutcome,
@@ -40,13 +41,12 @@ export function apnsPayload(alert: Alert): string {
     }));
 }
 
-/** Provider tokens: one at a time, shared by every concurrent send. */
-class ProviderTokens {
-  #current: { token: string; madeAt: number } | null = null;
-  #pending: Promise<string> | null = null;
+/** Provider tokens: one at a time, shared by every concurrent send, remade after 40 minutes. */
+class ProviderTokens extends TokenCache {
   readonly #key: Promise<CryptoKey>;
 
-  constructor(private readonly config: ApnsConfig, private readonly now: () => number) {
+  constructor(private readonly config: ApnsConfig, now: () => number) {
+    super(now);
     this.#key = crypto.subtle.importKey(
       "pkcs8",
       pemBody(config.key),
@@ -56,21 +56,7 @@ class ProviderTokens {
     );
   }
 
-  /** The current token, or a new one once it has been used for PROVIDER_TOKEN_REUSE_MS. */
-  get(): Promise<string> {
-    if (this.#current && this.now() - this.#current.madeAt < PROVIDER_TOKEN_REUSE_MS) {
-      return Promise.resolve(this.#current.token);
-    }
-    return this.#pending ??= this.#make().finally(() => (this.#pending = null));
-  }
-
-  /** APNs said `stale` expired: replace it (unless a concurrent send already did). */
-  renew(stale: string): Promise<string> {
-    if (this.#current?.token === stale) this.#current = null;
-    return this.get();
-  }
-
-  async #make(): Promise<string> {
+  protected async make(): Promise<Renewable> {
     const madeAt = this.now();
     const token = await signJwt(
       { alg: "ES256", kid: this.config.keyId },
@@ -78,8 +64,7 @@ class ProviderTokens {
       await this.#key,
       { name: "ECDSA", hash: "SHA-256" },
     );
-    this.#current = { token, madeAt };
-    return token;
+    return { token, renewAt: madeAt + PROVIDER_TOKEN_REUSE_MS };
   }
 }
 

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { FcmConfig } from "../../config.ts";
 import { type Alert, fitPayload } from "./alert_text.ts";
+import { type Renewable, TokenCache } from "./token_cache.ts";
 import {
   networkOutcome,
   pemBody,
@@ -67,17 +68,16 @@ export interface SenderOptions {
 }
 
 /** Access tokens from the JWT-bearer grant: one at a time, shared by every concurrent send. */
-class AccessTokens {
-  #current: { token: string; renewAt: number } | null = null;
-  #pending: Promise<string> | null = null;
+class AccessTokens extends TokenCache {
   #key: Promise<CryptoKey>;
 
   constructor(
     private readonly account: FcmConfig["serviceAccount"],
     private readonly fetch: typeof globalThis.fetch,
-    private readonly now: () => number,
+    now: () => number,
     private readonly timeoutMs: number,
   ) {
+    super(now);
     this.#key = crypto.subtle.importKey(
       "pkcs8",
       pemBody(account.privateKey),
@@ -87,21 +87,7 @@ class AccessTokens {
     );
   }
 
-  /** A token that is good for a while yet. */
-  get(): Promise<string> {
-    if (this.#current && this.now() < this.#current.renewAt) {
-      return Promise.resolve(this.#current.token);
-    }
-    return this.#pending ??= this.#grant().finally(() => (this.#pending = null));
-  }
-
-  /** FCM refused `stale`: forget it (unless a newer one already replaced it) and get another. */
-  renew(stale: string): Promise<string> {
-    if (this.#current?.token === stale) this.#current = null;
-    return this.get();
-  }
-
-  async #grant(): Promise<string> {
+  protected async make(): Promise<Renewable> {
     const iat = Math.floor(this.now() / 1000);
     const assertion = await signJwt(
       { alg: "RS256", typ: "JWT" },
@@ -145,11 +131,10 @@ class AccessTokens {
       throw new GrantError("token endpoint answered without a token", true, null);
     }
     const lifetime = parsed.data.expires_in * 1000;
-    this.#current = {
+    return {
       token: parsed.data.access_token,
       renewAt: this.now() + Math.max(lifetime - RENEW_BEFORE_MS, lifetime / 2),
     };
-    return this.#current.token;
   }
 }
 

@@ -46,6 +46,16 @@ export function isDevice(t: AlertTarget): t is PushDeviceRecord {
   return "token" in t;
 }
 
+/**
+ * The condition that keeps a target (`alias`: its table) to sessions that are not revoked. One
+ * that raced its session's sign-out (inserted just after the revoke's delete) is never used: a
+ * signed-out device gets no alerts.
+ */
+function onLiveSession(sql: Sql, alias: "p" | "d") {
+  return sql`not exists (
+    select 1 from sessions s where s.id = ${sql(alias)}.session_id and s.revoked_at is not null)`;
+}
+
 /** This user's subscriptions on sessions that are not revoked, oldest first (uncached). */
 async function loadPushSubscriptions(
   ctx: PgContext,
@@ -62,12 +72,7 @@ async function loadPushSubscriptions(
       }[]
     >`
         select p.* from push_subscriptions p
-        where p.user_id = ${userId}
-          -- One that raced its device's sign-out (inserted just after the revoke's delete) is
-          -- never used: a signed-out device gets no alerts.
-          and not exists (
-            select 1 from sessions s where s.id = p.session_id and s.revoked_at is not null
-          )
+        where p.user_id = ${userId} and ${onLiveSession(sql, "p")}
         order by p.created_at`);
   return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString() }));
 }
@@ -82,12 +87,7 @@ async function loadPushDevices(
   const rows = await query(ctx, (sql) =>
     sql<DeviceRow[]>`
       select d.token, d.platform, d.user_id, d.session_id, d.created_at from push_devices d
-      where d.user_id = ${userId}
-        -- One that raced its session's sign-out (inserted just after the revoke's delete) is
-        -- never used: a signed-out device gets no alerts.
-        and not exists (
-          select 1 from sessions s where s.id = d.session_id and s.revoked_at is not null
-        )
+      where d.user_id = ${userId} and ${onLiveSession(sql, "d")}
       order by d.created_at`);
   return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString() }));
 }
