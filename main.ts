@@ -32,6 +32,8 @@ const SHUTDOWN_BUDGET_MS = 8_000;
 /** A running Blotter: where it listens and how to stop it. */
 export interface RunningBlotter {
   port: number;
+  /** Resolves once every push alert handed in so far is sent or given up (tests wait on it). */
+  pushSettled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -41,6 +43,8 @@ export interface AssembledBlotter {
   app: ReturnType<typeof createApp>;
   /** Ends every open stream (they reconnect), as shutdown does first. */
   endStreams(): void;
+  /** Resolves once every push alert handed in so far is sent or given up. */
+  pushSettled(): Promise<void>;
   /** Stops the timers, the venue, the feed, push and the store (after the server has stopped). */
   stop(): Promise<void>;
 }
@@ -106,6 +110,7 @@ export async function assembleBlotter(
   return {
     app,
     endStreams: () => hub.closeAll("server shutting down"),
+    pushSettled: () => push.idle(),
     async stop() {
       clearInterval(prune);
       processMetrics.stop();
@@ -213,7 +218,11 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
       await assembled;
       await (blotter as AssembledBlotter | null)?.stop();
     })();
-  return { port: server.port, stop };
+  return {
+    port: server.port,
+    pushSettled: () => blotter?.pushSettled() ?? Promise.resolve(),
+    stop,
+  };
 }
 
 /** The container's health check: the image has no shell or curl, so the binary asks itself. */

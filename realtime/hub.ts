@@ -74,6 +74,8 @@ export interface HubOptions {
   maxStreams?: number;
   /** Heartbeat interval; one timer for all streams, not one per stream. */
   heartbeatMs?: number;
+  /** What drives the heartbeat (tests drive it by hand); an unref'd interval by default. */
+  ticker?: Ticker;
   metrics?: Metrics;
   /** Where refusals at `maxStreams` are told, once per burst. */
   log?: Logger;
@@ -89,6 +91,16 @@ export interface HubOptions {
 const HEARTBEAT_TICK_MS = 100;
 /** At most this many slices (a long HEARTBEAT_MS ticks less often instead of holding more). */
 const MAX_HEARTBEAT_SLICES = 150;
+
+/** Calls `tick` every `ms` until the function it answers is called. */
+export type Ticker = (ms: number, tick: () => void) => () => void;
+
+/** The real clock: an interval that alone does not keep the process (or a test) alive. */
+export const intervalTicker: Ticker = (ms, tick) => {
+  const timer = setInterval(tick, ms);
+  Deno.unrefTimer(timer as unknown as number);
+  return () => clearInterval(timer);
+};
 
 /** How long a stream refused at the instance's cap is asked to wait before it tries again. */
 export const STREAMS_FULL_RETRY_S = 5;
@@ -114,7 +126,7 @@ export class Hub {
   readonly #metrics: Metrics | undefined;
   #count = 0;
   #status: RealtimeStatus = { realtime: "ok" };
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #stopHeartbeat: () => void = () => {};
   /** The streams in heartbeat slices (one beaten per tick), and where the next one goes. */
   readonly #slices: Array<Set<Subscriber>> = [];
   #nextSlice = 0;
@@ -136,13 +148,10 @@ export class Hub {
       const tick = Math.max(1, Math.floor(every / count));
       for (let i = 0; i < count; i++) this.#slices.push(new Set());
       let due = 0;
-      const timer = setInterval(() => {
+      this.#stopHeartbeat = (options.ticker ?? intervalTicker)(tick, () => {
         for (const s of this.#slices[due]) s.heartbeat();
         due = (due + 1) % count;
-      }, tick);
-      // The heartbeat alone must not keep the process (or a test) alive.
-      Deno.unrefTimer(timer as unknown as number);
-      this.#heartbeat = timer;
+      });
     }
     options.metrics?.gauge("blotter_open_streams", "Open SSE streams", () => this.#count);
   }
@@ -247,7 +256,7 @@ export class Hub {
 
   /** Ends every stream (shutdown: clients reconnect elsewhere or after the restart). */
   closeAll(reason: CloseReason): void {
-    clearInterval(this.#heartbeat);
+    this.#stopHeartbeat();
     this.#full.resolved();
     for (const subs of [...this.#users.values()]) for (const s of [...subs]) s.close(reason);
   }

@@ -27,6 +27,8 @@ export interface RestingBook {
   remove(orderId: string): void;
   /** Forgets every order (stop). */
   clear(): void;
+  /** How many times the book has checked its orders against the walk on its tick, so far. */
+  readonly ticks: number;
 }
 
 /** Whether the market price reaches the order now: its stop triggers, then its limit crosses. */
@@ -48,6 +50,7 @@ function crosses(r: Resting, price: Dec): boolean {
 export function restingBook(sched: Scheduler, market: Market): RestingBook {
   const resting = new Map<string, Resting>();
   let tickTimer: ReturnType<typeof setTimeout> | null = null;
+  let ticks = 0;
 
   const check = (only?: string) => {
     for (const [id, r] of resting) {
@@ -80,6 +83,7 @@ export function restingBook(sched: Scheduler, market: Market): RestingBook {
     if (tickTimer !== null || resting.size === 0 || sched.stopped) return;
     tickTimer = sched.later(sched.ms(500), () => {
       tickTimer = null;
+      ticks++;
       check();
       ensureTicking();
     });
@@ -101,6 +105,9 @@ export function restingBook(sched: Scheduler, market: Market): RestingBook {
     clear() {
       tickTimer = null;
       resting.clear();
+    },
+    get ticks() {
+      return ticks;
     },
   };
 }

@@ -32,6 +32,8 @@ const WORKING_LIMIT = 10_000;
 export interface Simulator {
   /** Stops working orders: unsubscribes, clears every timer and waits for reports in flight. */
   stop(): Promise<void>;
+  /** How many times resting orders were checked against the price walk (tests wait on it). */
+  restingChecks(): number;
   /** Test clock: drives the market to its close, expiring every working `day` order now. */
   closeMarket(): Promise<void>;
 }
@@ -166,6 +168,7 @@ export function startSimulator(opts: {
   );
 
   return {
+    restingChecks: () => book.ticks,
     async stop() {
       // Synchronous up to the wait: nothing heard or ticking can start work in between.
       const stopped = sched.stop();

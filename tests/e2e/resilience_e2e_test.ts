@@ -233,20 +233,27 @@ t("a gap the server cannot fill (reset) reloads the list, not stale rows", async
 t("the page script arriving after the stream opens still shows the page live", async () => {
   // htmx starts the stream as soon as it has run; on a cold cache (a new phone, a CI browser)
   // the indicator's script could arrive after the stream had opened, and the indicator missed
-  // "connected" and said "connecting…" forever. Hold connection.js back until the stream is open
-  // (or 2 s, as with it first the stream cannot open before it) to make that happen.
+  // "connected" and said "connecting…" forever. Hold connection.js back until the stream is open,
+  // or (deferred scripts run in document order, and it comes first) until every other script of
+  // the page has arrived: it arrives last either way.
   const server = await startServer();
   const browser = await launch();
   try {
     const page = await browser.newPage();
     await signIn(page, server.url, "ugo");
-    let streamOpened!: () => void;
-    const opened = new Promise<void>((resolve) => streamOpened = resolve);
+    let othersArrived!: () => void;
+    const arrived = new Promise<void>((resolve) => othersArrived = resolve);
+    const others = ["app.js", "phone.js", "push.js", "vendor/htmx.js", "vendor/hx-sse.js"];
+    const seen = new Set<string>();
     page.on("response", (r) => {
-      if (new URL(r.url()).pathname === "/stream") streamOpened();
+      const path = new URL(r.url()).pathname;
+      if (path === "/stream") othersArrived();
+      const name = path.replace(/^\/static\//, "");
+      if (others.includes(name)) seen.add(name);
+      if (seen.size === others.length) othersArrived();
     });
     await page.route("**/static/connection.js*", async (route) => {
-      await Promise.race([opened, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      await arrived;
       await route.continue();
     });
     await page.reload();

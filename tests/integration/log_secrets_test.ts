@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import webpush from "web-push";
-import { api, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
+import { api, eventually, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 Deno.test({
@@ -64,8 +64,16 @@ Deno.test({
         })).status,
         201,
       );
-      // Let the venue work the order (its reports are logged at debug).
-      await new Promise((r) => setTimeout(r, 1500));
+      // The venue works the order to its end, and its fill's alert is tried (the push service is
+      // not there): what that logs is what the greps below read.
+      await eventually(async () => {
+        const { json } = await api(base, phone.token, "GET", `/api/v1/orders/${order.id}`);
+        return ["filled", "canceled", "rejected", "expired"].includes(json.status);
+      }, 20_000);
+      await eventually(async () => {
+        const metrics = await (await fetch(`${base}/metrics`)).text();
+        return /blotter_push_total\{[^}]*platform="web"[^}]*\} [1-9]/.test(metrics);
+      }, 20_000);
       const revoke = await fetch(`${base}/api/v1/sessions/${laptop.session_id}`, {
         method: "DELETE",
         headers: { authorization: `Bearer ${service}` },

@@ -189,7 +189,7 @@ Deno.test({
         at,
         reason: "unknown symbol",
       });
-      await new Promise((r) => setTimeout(r, 300));
+      await s.pushSettled(); // the rejection's alert, if any, has been sent or dropped
       assert.equal(push.received.length, before, "no push to forgotten subscriptions");
     } finally {
       await s.stop();
@@ -254,7 +254,7 @@ Deno.test({
       assert.equal(second.payload.type, "fill");
       // The retry honoured Retry-After: it did not come back before the second had passed.
       assert.ok(second.at - first.at >= 1990, `retried after ${second.at - first.at} ms`);
-      await new Promise((r) => setTimeout(r, 300));
+      await s.pushSettled(); // nothing queued or waiting to retry
       assert.equal(push.received.length, 2, "delivered once, not retried after the 201");
       const m = await (await fetch(`${s.url}/metrics`)).text();
       assert.match(m, /blotter_push_total\{outcome="sent",platform="web"\} 1/);

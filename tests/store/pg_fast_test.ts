@@ -12,6 +12,7 @@ import { fastWrite, loadMissing, planFast } from "../../store/pg/fast_write.ts";
 import type { GroupedReport } from "../../store/report_group.ts";
 import postgres from "postgres";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
+import { eventually } from "../helpers.ts";
 
 const req = () =>
   OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "50" });
@@ -142,16 +143,28 @@ Deno.test({
       assert.equal(plan.fast.length, 2);
       let wrote!: () => void;
       const fastStarted = new Promise<void>((r) => (wrote = r));
+      let raceSetUp!: () => void;
+      const fastWaits = new Promise<void>((r) => (raceSetUp = r));
       const locked = other.begin(async (tx) => {
         await tx`select 1 from user_seqs where user_id = 'u1' for update`;
         wrote();
-        // Give the fast write time to take what it can before this side asks for u2.
-        await new Promise((r) => setTimeout(r, 200));
+        // Only once the fast write has taken what it can and waits for u1 does this side ask
+        // for u2: had the fast write locked in arrival order, it would hold u2 by now.
+        await fastWaits;
         await tx`select 1 from user_seqs where user_id = 'u2' for update`;
       });
       await fastStarted;
       const w2 = await writers.acquire();
-      const results = await Promise.allSettled([fastWrite(ctx, w2.sql, plan), locked]);
+      const [{ pid }] = await w2.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      // Sent now (a postgres.js query runs once something awaits it).
+      const fast = Promise.resolve(fastWrite(ctx, w2.sql, plan));
+      await eventually(async () => {
+        const [row] = await ctx
+          .sql`select wait_event_type from pg_stat_activity where pid = ${pid}`;
+        return row?.wait_event_type === "Lock";
+      });
+      raceSetUp();
+      const results = await Promise.allSettled([fast, locked]);
       writers.release(w2);
       const codes = results.map((r) =>
         r.status === "rejected" ? (r.reason as { code?: string }).code : "ok"

@@ -59,12 +59,15 @@ Deno.test("venue: stopping does not wait out a retry pause", async () => {
     const away = {
       applyReport() {
         tries++;
+        firstTry();
         return Promise.reject(new AppError("unavailable", "The database is unavailable"));
       },
     };
+    let firstTry!: () => void;
+    const tried = new Promise<void>((r) => (firstTry = r));
     const venue = scheduler({ store: away, log: silentLogger, speed: 1, random: Math.random });
     const answer = venue.report(placed.order.id, "new");
-    while (tries < 1) await new Promise((r) => setTimeout(r, 5));
+    await tried; // the report met the store once and is pausing before its retry
     await venue.stop(); // resolves: the pause wakes, the loop sees `stopped` and gives up
     assert.equal(await answer, null);
     assert.ok(tries < 10, "it did not run through every retry");

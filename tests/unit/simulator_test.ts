@@ -42,8 +42,6 @@ async function place(store: Store, fields: Record<string, unknown>): Promise<Ord
   )).order;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A test with its own store and simulator, both closed afterwards whatever happens. */
 function t(name: string, fn: (store: Store, venue: Simulator) => Promise<void>) {
   Deno.test({
@@ -117,7 +115,7 @@ t("an asset class that does not match the symbol is rejected", async (store) => 
   );
 });
 
-t("a buy limit at 1.00 rests as new until canceled", async (store) => {
+t("a buy limit at 1.00 rests as new until canceled", async (store, venue) => {
   const order = await place(store, {
     symbol: "TSLA",
     type: "limit",
@@ -125,7 +123,11 @@ t("a buy limit at 1.00 rests as new until canceled", async (store) => {
     qty: "5",
   });
   await settled(store, order.id, "new");
-  await sleep(100); // several resting checks at this speed
+  const checked = venue.restingChecks();
+  await waitFor(
+    "three more resting checks",
+    () => Promise.resolve(venue.restingChecks() >= checked + 3 || undefined),
+  );
   assert.equal((await store.getOrder(USER, order.id))?.status, "new");
   await store.requestCancel(USER, order.id, new Date());
   const canceled = await settled(store, order.id, "canceled");
@@ -244,8 +246,8 @@ t("closeMarket expires resting day orders, not gtc ones", async (store, venue) =
 
 t("a restarted venue resumes orders a previous run left working", async (store, venue) => {
   await venue.stop();
+  // A stopped venue takes on no work: its scheduler refuses it, whatever it hears.
   const order = await place(store, { symbol: "SPY", asset_class: "etf", qty: "4" });
-  await sleep(50);
   assert.equal((await store.getOrder(USER, order.id))?.status, "pending_new");
   const again = startSimulator({ store, speed: SPEED, log: silentLogger });
   try {
@@ -294,12 +296,10 @@ Deno.test({
       assert.ok(live.size > 0, "the venue should have work scheduled before stop()");
       await venue.stop();
       assert.equal(live.size, 0, "timers still pending after stop()");
-      // Nothing moves any more, not even new orders.
+      // Nothing moves any more, not even new orders: no timer is set for them.
       const before = await store.getOrder(USER, market.id);
       const later = await place(store, { symbol: "AAPL", qty: "1" });
-      globalThis.setTimeout = realSet;
-      globalThis.clearTimeout = realClear;
-      await sleep(150);
+      assert.equal(live.size, 0, "a stopped venue set a timer for a new order");
       assert.deepEqual(await store.getOrder(USER, market.id), before);
       assert.equal((await store.getOrder(USER, later.id))?.status, "pending_new");
     } finally {
