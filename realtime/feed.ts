@@ -65,7 +65,7 @@ export function startFeed(
     // Streams drop what they already sent and fill any remaining gap from the store themselves.
     for (const { user_id } of positions) {
       const theirs = (byUser.get(user_id) ?? []).map((e) => e.event);
-      hub.catchUp(user_id, theirs, theirs.length < CATCH_UP_LIMIT);
+      hub.catchUp(user_id, theirs);
     }
   };
 

@@ -51,10 +51,10 @@ export interface Subscriber {
   deliver(events: OrderEvent[], shared?: SharedFrames): void;
   /**
    * The feed's catch-up after it reconnected: the store's events of this user from at most this
-   * stream's position on (from `lastSeq` itself, so the stream can tell whether the store still has
-   * what it sent), and whether they end at the store's newest (`complete`).
+   * stream's position on (from `lastSeq` itself, so the stream can tell whether the store still
+   * has what it sent).
    */
-  caughtUp(events: OrderEvent[], complete: boolean): void;
+  caughtUp(events: OrderEvent[]): void;
   /** The change feed was lost or is back. */
   status(status: RealtimeStatus): void;
   /** A heartbeat tick: write a comment so proxies and clients know the stream is alive. */
@@ -210,8 +210,8 @@ export class Hub {
   }
 
   /** Hands the feed's catch-up of one user to each of their streams (see `Subscriber.caughtUp`). */
-  catchUp(userId: string, events: OrderEvent[], complete: boolean): void {
-    for (const s of this.#users.get(userId) ?? []) s.caughtUp(events, complete);
+  catchUp(userId: string, events: OrderEvent[]): void {
+    for (const s of this.#users.get(userId) ?? []) s.caughtUp(events);
   }
 
   /** Ends every stream of a device session (logout, revoke). */

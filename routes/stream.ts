@@ -78,6 +78,7 @@ export function streamRoutes(
       resumeFrom: from,
       queueLimit: deps.config.streamQueueLimit,
       retryMs: RETRY_MS,
+      heartbeatMs: deps.config.heartbeatMs,
       metrics: deps.metrics,
       log: deps.log,
       // A sink that hears the close itself spares the request its signal (a whole Request object

@@ -19,6 +19,7 @@
  */
 import { type ExecutionReport, isFinal } from "../../orders/model.ts";
 import { decideGroup, type GroupedReport } from "../report_group.ts";
+import { isDiskFull } from "../write_gate.ts";
 import type { ApplyResult } from "../store.ts";
 import {
   commitOrBusy,
@@ -86,9 +87,10 @@ export class KvReportGroups {
         }
       }
     } catch (err) {
-      // The group wrote nothing (a read failed, or a KV limit): each report is tried alone below.
-      if (group.length === 1) {
-        group[0].reject(err);
+      // The group wrote nothing (a read failed, or a KV limit): each report is tried alone below,
+      // unless the disk is full, which fails every report alike (each answered 503).
+      if (group.length === 1 || isDiskFull(err)) {
+        for (const p of group) p.reject(err);
         return;
       }
       this.ctx.fallbacks.add("group_failed");

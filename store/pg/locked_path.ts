@@ -4,6 +4,7 @@
  * one write that records it all. What the fast path (fast_write.ts) cannot decide comes here.
  */
 import type { Order, OrderEvent } from "../../orders/model.ts";
+import { orderNotFound } from "../common.ts";
 import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
 import { recordWriteSet, writeSetOf } from "./write_set.ts";
@@ -52,8 +53,8 @@ export async function decideLocked(
     // An index lookup however small `executions` was when the writer planned it (writers rule
     // out sequential scans, transaction.ts): a generic plan made while it was small scanned it,
     // and the scan grew with the table (3 ms a group after 20 s at 1,000 reports/s).
-    tx<{ exec_id: string; user_id: string; seqs: string[] }[]>`
-      select exec_id, user_id, seqs from executions
+    tx<{ exec_id: string; user_id: string; order_id: string; seqs: string[] }[]>`
+      select exec_id, user_id, order_id, seqs from executions
       where exec_id = any(${group.map((p) => p.report.exec_id)}::text[])`,
   ]);
   const orders = new Map(orderRows.map((r) => [r.body.id, r.body]));
@@ -70,7 +71,7 @@ export async function decideLocked(
   const answers = await Promise.all(decided.decisions.map(async (d) => {
     if (d.kind === "applied" || d.kind === "repeat") return d.result;
     if (d.kind !== "stored") return d.error;
-    return await firstResult(tx, d.first.user_id, d.first.seqs.map(Number), d.order);
+    return await firstResult(tx, d.first, d.order);
   }));
   // What the cache learns: every order read or written here is as of the user's last seq.
   for (const { user_id, order } of decided.orders.values()) {
@@ -93,15 +94,16 @@ export async function decideLocked(
 /** The answer an exec_id got the first time, for a duplicate. */
 async function firstResult(
   tx: Tx,
-  userId: string,
-  seqs: number[],
+  stored: { user_id: string; order_id: string; seqs: string[] },
   order: Order | undefined,
 ): Promise<ApplyResult | Error> {
+  const seqs = stored.seqs.map(Number);
   const rows = seqs.length === 0 ? [] : await tx<{ body: OrderEvent }[]>`
-    select body from order_events where user_id = ${userId} and seq = any(${seqs})
+    select body from order_events where user_id = ${stored.user_id} and seq = any(${seqs})
     order by seq`;
   const events = rows.map((r) => r.body);
+  // The first result's snapshot; with its events gone (pruned, or none), the order as it is.
   const first = events[0]?.order ?? order;
-  if (!first) return new Error("an exec_id is stored for an order that is not");
-  return { user_id: userId, order: first, events, duplicate: true };
+  if (!first) return orderNotFound(stored.order_id);
+  return { user_id: stored.user_id, order: first, events, duplicate: true };
 }

@@ -12,6 +12,7 @@
 import { AppError } from "../../orders/errors.ts";
 import type { ExecutionReport } from "../../orders/model.ts";
 import type { Fallbacks } from "../common.ts";
+import { isDiskFull } from "../write_gate.ts";
 import type { GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
 import { publishOwn } from "./write_set.ts";
@@ -130,10 +131,13 @@ export class ReportGroups {
       if (plan.fast.length > 0 && !(await this.#writeFast(plan))) slow = group;
       if (slow.length > 0) await this.#apply(slow);
     } catch (err) {
-      this.ctx.log.error("a report group failed unexpectedly; its reports are refused", {
-        err: String(err),
-        reports: group.length,
-      });
+      // Refused for now (the writers' queue full) is an answer, not a failure.
+      if (!(err instanceof AppError && err.code === "unavailable")) {
+        this.ctx.log.error("a report group failed unexpectedly; its reports are refused", {
+          err: String(err),
+          reports: group.length,
+        });
+      }
       for (const p of group) {
         const owner = this.ctx.cache.owner(p.report.order_id);
         if (owner !== undefined) this.ctx.cache.forget(owner);
@@ -186,6 +190,8 @@ export class ReportGroups {
           ? "stale_cache"
           : code === "23505"
           ? "duplicate_exec_id"
+          : isDiskFull(err)
+          ? "disk_full" // the write gate tells that episode, once
           : "fast_write_failed";
         this.fallbacks.add(reason);
         if (reason === "fast_write_failed") {
@@ -224,7 +230,9 @@ export class ReportGroups {
         else group[i].resolve(answer);
       });
     } catch (err) {
-      if (group.length > 1 && !(err instanceof AppError && err.code === "unavailable")) {
+      // The database away or out of disk fails every report alike: each is answered 503 as it is.
+      const forAll = (err instanceof AppError && err.code === "unavailable") || isDiskFull(err);
+      if (group.length > 1 && !forAll) {
         // One report's write failed the whole group: give every report its own transaction.
         this.fallbacks.add("group_failed");
         this.ctx.log.warn("a report group failed; its reports go one by one", {
