@@ -41,8 +41,8 @@ export interface RunningBlotter {
 export interface AssembledBlotter {
   /** The Hono app; `app.fetch` serves it, `app.request()` calls it in-process (tests). */
   app: ReturnType<typeof createApp>;
-  /** Ends every open stream (they reconnect), as shutdown does first. */
-  endStreams(): void;
+  /** Ends every open stream and socket (they reconnect), as shutdown does first. */
+  endStreams(): Promise<void>;
   /** Resolves once every push alert handed in so far is sent or given up. */
   pushSettled(): Promise<void>;
   /** Stops the timers, the venue, the feed, push and the store (after the server has stopped). */
@@ -212,7 +212,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   const stop = () =>
     stopping ??= (async () => {
       // Ask every stream to reconnect (elsewhere, or here after a restart), then stop serving.
-      blotter?.endStreams();
+      await blotter?.endStreams();
       await running.shutdown();
       // A start still waiting for the database gives up at its next try.
       await assembled;

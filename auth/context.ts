@@ -12,6 +12,11 @@ export interface AuthInfo {
   sessionId: string;
   /** Cookie-borne calls are subject to the CSRF Origin check; bearer calls are not. */
   via: "cookie" | "bearer";
+  /**
+   * When the credential expires (a JWT's `exp`, ms since the epoch): a stream or socket opened
+   * with it ends then unless refreshed. Undefined: it lasts until its session is revoked.
+   */
+  expiresAt?: number;
 }
 
 /** The Hono environment: variables set by middleware. */

@@ -9,6 +9,8 @@ import type { Config } from "../config.ts";
 export interface VerifiedToken {
   userId: string;
   sessionId: string;
+  /** When the token expires (`exp`, in ms since the epoch); undefined when it has no `exp`. */
+  expiresAt?: number;
 }
 
 /** How long fetched JWKS keys are reused before fetching again. */
@@ -67,7 +69,8 @@ export function jwtVerifier(
       // so a token without one is accepted and lasts until its session (sid) is revoked.
       const sub = payload.sub, sid = payload.sid;
       if (typeof sub !== "string" || !sub || typeof sid !== "string" || !sid) return null;
-      return { userId: sub, sessionId: sid };
+      const exp = typeof payload.exp === "number" ? payload.exp * 1000 : undefined;
+      return { userId: sub, sessionId: sid, ...(exp !== undefined ? { expiresAt: exp } : {}) };
     } catch {
       // A token that fails verification (bad signature, expired, malformed) is no credential:
       // the caller answers 401. Nothing is logged: the reason is the caller's to fix, and a log

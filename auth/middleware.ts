@@ -14,7 +14,7 @@ import { deviceLabel, SESSION_COOKIE } from "./sessions.ts";
 const TOUCH_EVERY_MS = 60_000;
 
 /** The cookie that carries the credential in this auth mode. */
-export function cookieName(deps: AuthDeps): string {
+export function cookieName(deps: Pick<AuthDeps, "config">): string {
   return deps.config.auth.mode === "jwt"
     ? deps.config.auth.cookieName ?? SESSION_COOKIE
     : SESSION_COOKIE;
@@ -26,31 +26,50 @@ export function bearerToken(header: string | undefined): string | null {
   return m ? m[1] : null;
 }
 
-/** Makes the authenticator for the configured mode. */
-export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<AuthInfo | null> {
-  const verifyJwt = deps.config.auth.mode === "jwt" ? jwtVerifier(deps.config.auth) : null;
-  return async (c) => {
+/** Who a credential names: the user and live device session, or null (a 401). */
+export type TokenAuthenticator = (
+  token: string,
+  via: AuthInfo["via"],
+  userAgent: string | undefined,
+) => Promise<AuthInfo | null>;
+
+/** Makes the authenticator for the configured mode: a request's bearer token, else its cookie. */
+export function createAuthenticator(
+  deps: AuthDeps,
+  authenticate: TokenAuthenticator = createTokenAuthenticator(deps),
+): (c: Context) => Promise<AuthInfo | null> {
+  return (c) => {
     const header = c.req.header("authorization");
     let token: string | undefined, via: AuthInfo["via"];
     if (header) {
       const bearer = bearerToken(header);
-      if (bearer === null) return null;
+      if (bearer === null) return Promise.resolve(null);
       token = bearer;
       via = "bearer";
     } else {
       token = getCookie(c, cookieName(deps));
       via = "cookie";
     }
+    if (!token) return Promise.resolve(null);
+    return authenticate(token, via, c.req.header("user-agent"));
+  };
+}
+
+/** Checks one credential however it came (a header, a cookie, the app socket's `hello`). */
+export function createTokenAuthenticator(deps: AuthDeps): TokenAuthenticator {
+  const verifyJwt = deps.config.auth.mode === "jwt" ? jwtVerifier(deps.config.auth) : null;
+  return async (token, via, userAgent) => {
     if (!token || token.length > 4096) return null;
     const now = deps.now();
-    let session;
+    let session, expiresAt: number | undefined;
     if (verifyJwt) {
       const claims = await verifyJwt(token);
       if (!claims) return null;
+      expiresAt = claims.expiresAt;
       session = await deps.store.ensureSession({
         id: claims.sessionId,
         user_id: claims.userId,
-        label: deviceLabel(c.req.header("user-agent")),
+        label: deviceLabel(userAgent),
         created_at: now.toISOString(),
       });
       if (session.user_id !== claims.userId) return null;
@@ -67,7 +86,12 @@ export function createAuthenticator(deps: AuthDeps): (c: Context) => Promise<Aut
         deps.log.warn("could not record a session's last use", { session_id: sessionId, err })
       );
     }
-    return { userId: session.user_id, sessionId: session.id, via };
+    return {
+      userId: session.user_id,
+      sessionId: session.id,
+      via,
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+    };
   };
 }
 

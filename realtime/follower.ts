@@ -33,6 +33,8 @@ export interface FollowerOptions {
   resumeFrom: ResumePoint | null;
   /** Events a client may fall behind by (queued to it, or held during a replay) before it is closed. */
   queueLimit: number;
+  /** When the credentials it was opened with expire (ms since the epoch): it ends then. */
+  expiresAt?: number;
 }
 
 /** Events fetched per store round trip while replaying. */
@@ -60,6 +62,7 @@ export abstract class Follower implements Subscriber {
   /** Set once the connection has ended: nothing more is sent. */
   protected closed = false;
   #unsubscribe: () => void = () => {};
+  #expiry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(protected readonly options: FollowerOptions) {
     this.userId = options.userId;
@@ -86,10 +89,24 @@ export abstract class Follower implements Subscriber {
   /** Registers with the hub (throws 429 / 503 past the caps); call before `follow`. */
   protected register(): void {
     this.#unsubscribe = this.options.hub.add(this);
+    this.expireAt(this.options.expiresAt);
   }
 
-  /** Leaves the hub (a subclass calls it as it ends). */
+  /** Ends the connection when its credentials expire (again, after a refresh); never if undefined. */
+  protected expireAt(expiresAt: number | undefined): void {
+    clearTimeout(this.#expiry);
+    if (expiresAt === undefined || this.closed) return;
+    // setTimeout holds at most ~24.8 days; a later expiry is looked at again then.
+    const wait = Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1);
+    this.#expiry = setTimeout(() => {
+      if (Date.now() >= expiresAt) this.end("credentials expired");
+      else this.expireAt(expiresAt);
+    }, wait);
+  }
+
+  /** Leaves the hub and stops the expiry timer (a subclass calls it as it ends). */
   protected unregister(): void {
+    clearTimeout(this.#expiry);
     this.#unsubscribe();
   }
 

@@ -35,6 +35,8 @@ export type CloseReason =
   | "server shutting down"
   /** The replay from the store failed when the stream opened. */
   | "replay failed"
+  /** Its credentials expired (a JWT's `exp`) and were not refreshed; it reconnects with new ones. */
+  | "credentials expired"
   /** Filling a gap from the store failed after its retries. */
   | "catch-up failed";
 
@@ -61,6 +63,11 @@ export interface Subscriber {
   heartbeat(): void;
   /** Ends the stream (the client reconnects, unless its session is gone). */
   close(reason: CloseReason): void;
+  /**
+   * Settles once the connection is really closed, for a transport whose close is a handshake
+   * (the app socket's close frame must reach the client before the server stops listening).
+   */
+  readonly whenClosed?: Promise<void>;
 }
 
 /** Limits and instruments for the hub. */
@@ -101,6 +108,9 @@ export const intervalTicker: Ticker = (ms, tick) => {
   Deno.unrefTimer(timer as unknown as number);
   return () => clearInterval(timer);
 };
+
+/** How long shutdown waits for app sockets' close handshakes before it stops serving anyway. */
+const CLOSE_WAIT_MS = 1_000;
 
 /** How long a stream refused at the instance's cap is asked to wait before it tries again. */
 export const STREAMS_FULL_RETRY_S = 5;
@@ -254,10 +264,25 @@ export class Hub {
     return this.#count;
   }
 
-  /** Ends every stream (shutdown: clients reconnect elsewhere or after the restart). */
-  closeAll(reason: CloseReason): void {
+  /**
+   * Ends every stream (shutdown: clients reconnect elsewhere or after the restart). Settles once
+   * the connections whose close is a handshake have closed, or after CLOSE_WAIT_MS.
+   */
+  closeAll(reason: CloseReason): Promise<void> {
     this.#stopHeartbeat();
     this.#full.resolved();
-    for (const subs of [...this.#users.values()]) for (const s of [...subs]) s.close(reason);
+    const closing: Promise<void>[] = [];
+    for (const subs of [...this.#users.values()]) {
+      for (const s of [...subs]) {
+        s.close(reason);
+        if (s.whenClosed) closing.push(s.whenClosed);
+      }
+    }
+    if (closing.length === 0) return Promise.resolve();
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      Promise.all(closing).then(() => {}),
+      new Promise<void>((r) => (bound = setTimeout(r, CLOSE_WAIT_MS))),
+    ]).finally(() => clearTimeout(bound));
   }
 }

@@ -14,6 +14,7 @@ import {
 } from "../orders/model.ts";
 import type { AppEnv } from "./context.ts";
 import { pushPaths } from "./openapi_push.ts";
+import { socketPaths } from "./openapi_socket.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -338,6 +339,7 @@ function paths(): Schema {
       },
     },
     ...pushPaths(),
+    ...socketPaths(),
     "/api/v1/openapi.json": {
       get: {
         summary: "This document",

@@ -67,7 +67,7 @@ export function streamRoutes(
         "Last-Event-ID must be an event id (SEQ.TAG) or a seq (a non-negative integer)",
       );
     }
-    const { userId, sessionId } = c.get("auth");
+    const { userId, sessionId, expiresAt } = c.get("auth");
     const sink = sinkFor(c);
     const stream = new EventStream({
       userId,
@@ -76,6 +76,7 @@ export function streamRoutes(
       hub: deps.hub,
       format,
       resumeFrom: from,
+      expiresAt,
       queueLimit: deps.config.streamQueueLimit,
       retryMs: RETRY_MS,
       heartbeatMs: deps.config.heartbeatMs,

@@ -64,7 +64,7 @@ export async function startInProcess(env: Record<string, string> = {}): Promise<
     url: "http://blotter.test",
     fetch: async (input, init) => await blotter.app.request(input, init),
     async stop() {
-      blotter.endStreams();
+      await blotter.endStreams();
       await blotter.stop();
     },
   };

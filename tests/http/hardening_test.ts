@@ -33,6 +33,7 @@ const PUBLIC = new Set([
   "GET /api/v1/openapi.json",
   "GET /api/v1/push/vapid-public-key", // a public key by definition
   "POST /api/v1/sessions", // dev sign-in
+  "GET /api/v1/ws", // the app socket: credentials come in its hello (closed 4401 without them)
   "GET /", // redirects to /orders (then to /login)
 ]);
 

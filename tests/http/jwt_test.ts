@@ -174,15 +174,23 @@ t("ES256 from a JWKS URL; a rotated key is fetched when a token names it", async
     );
     await addKey("k3");
     const before = fetches;
-    assert.deepEqual(await verifier(await tokenFor("k1")), {
+    const k1 = await verifier(await tokenFor("k1"));
+    assert.deepEqual({ ...k1, expiresAt: undefined }, {
       userId: "user-42",
       sessionId: "device-1",
+      expiresAt: undefined,
     });
+    // The token's exp, in ms: a stream or socket opened with it ends then.
+    assert.ok(k1!.expiresAt! > Date.now() + 200_000);
     await addKey("k4");
-    assert.deepEqual(await verifier(await tokenFor("k4")), {
+    const k4 = await verifier(await tokenFor("k4"));
+    assert.deepEqual({ ...k4, expiresAt: undefined }, {
       userId: "user-42",
       sessionId: "device-1",
+      expiresAt: undefined,
     });
+    // The token's exp, in ms: a stream or socket opened with it ends then.
+    assert.ok(k4!.expiresAt! > Date.now() + 200_000);
     assert.equal(fetches, before + 2, "one fetch to start, one for the new kid");
   } finally {
     await s.stop();
