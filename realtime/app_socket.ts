@@ -75,10 +75,11 @@ export class AppSocket extends Follower {
   }
 
   protected override opened(at: Position): void {
+    // A position whose event is no longer kept is still a position: its bare seq, never null
+    // (null means "before the first event", and a client that kept it would start live).
+    const id = at.id ?? (at.seq > 0 ? String(at.seq) : null);
     this.#send(
-      `{"op":"ready","last_event_id":${JSON.stringify(at.id)},"heartbeat_ms":${
-        JSON.stringify(this.#app.heartbeatMs)
-      }}`,
+      JSON.stringify({ op: "ready", last_event_id: id, heartbeat_ms: this.#app.heartbeatMs }),
     );
   }
 
@@ -133,7 +134,11 @@ export class AppSocket extends Follower {
     this.unregister();
     this.#app.metrics?.streamsClosed.inc({ reason });
     if (reason !== "client went away" && this.#socket.readyState === WebSocket.OPEN) {
-      this.#socket.close(CLOSE_CODES[reason], reason);
+      try {
+        this.#socket.close(CLOSE_CODES[reason], reason); // every reason is short: under 123 bytes
+      } catch {
+        // Closed meanwhile.
+      }
     }
     if (detail) this.#app.log?.warn("an app socket ended on a failure", { reason, err: detail });
   }

@@ -115,6 +115,13 @@ const CLOSE_WAIT_MS = 1_000;
 /** How long a stream refused at the instance's cap is asked to wait before it tries again. */
 export const STREAMS_FULL_RETRY_S = 5;
 
+/** What a stream arriving while the server shuts down is answered: 503, come back in a second. */
+export function restarting(): AppError {
+  return new AppError("unavailable", "The server is restarting; retry shortly", {
+    retry_after_s: 1,
+  });
+}
+
 /** What a stream past the instance's cap is answered: 503, come back in a few seconds. */
 export function streamsFull(): AppError {
   return new AppError(
@@ -135,6 +142,8 @@ export class Hub {
   readonly #full: Episode;
   readonly #metrics: Metrics | undefined;
   #count = 0;
+  /** Set by closeAll at shutdown: `add` refuses from then on. */
+  closing = false;
   #status: RealtimeStatus = { realtime: "ok" };
   #stopHeartbeat: () => void = () => {};
   /** The streams in heartbeat slices (one beaten per tick), and where the next one goes. */
@@ -171,6 +180,9 @@ export class Hub {
    * past the user's. Returns its removal.
    */
   add(sub: Subscriber): () => void {
+    // After closeAll (shutdown) nothing new is taken: a stream or socket arriving while the
+    // server finishes would hold its shutdown open, and be cut without a word.
+    if (this.closing) throw restarting();
     if (this.#count >= this.maxStreams) {
       this.#metrics?.streamsRefused.inc();
       this.#full.occurred({ max_streams: this.maxStreams });
@@ -269,6 +281,7 @@ export class Hub {
    * the connections whose close is a handshake have closed, or after CLOSE_WAIT_MS.
    */
   closeAll(reason: CloseReason): Promise<void> {
+    this.closing = reason === "server shutting down";
     this.#stopHeartbeat();
     this.#full.resolved();
     const closing: Promise<void>[] = [];

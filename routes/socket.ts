@@ -31,19 +31,17 @@ const BAD_CREDENTIALS = 4401;
 const TOO_MANY = 4429;
 /** The instance holds MAX_STREAMS: try again later (RFC 6455's 1013). */
 const TRY_AGAIN_LATER = 1013;
+/** The server is shutting down (CONTRACT): reconnect with backoff. */
+const RESTARTING = 1012;
 
 /** The app socket route. `authenticate` checks a bearer token or a session cookie's value. */
 export function socketRoutes(deps: SocketDeps, authenticate: TokenAuthenticator): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.get("/api/v1/ws", async (c) => {
-    const cookie = getCookie(c, cookieName(deps));
-    let viaCookie: AuthInfo | null = null;
-    if (cookie) {
-      // A browser sends its cookies with any site's WebSocket: only this site's pages may use them.
-      if (!sameOrigin(c, deps.config.publicOrigin)) {
-        throw new AppError("forbidden", "A cookie authenticates a socket only from this site");
-      }
-      viaCookie = await authenticate(cookie, "cookie", c.req.header("user-agent"));
+  app.get("/api/v1/ws", (c) => {
+    const cookie = getCookie(c, cookieName(deps)) ?? null;
+    // A browser sends its cookies with any site's WebSocket: only this site's pages may use them.
+    if (cookie && !sameOrigin(c, deps.config.publicOrigin)) {
+      throw new AppError("forbidden", "A cookie authenticates a socket only from this site");
     }
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new AppError("invalid_request", "This is a WebSocket endpoint: send an upgrade");
@@ -59,7 +57,7 @@ export function socketRoutes(deps: SocketDeps, authenticate: TokenAuthenticator)
     // Read before the upgrade: after it, the request is closed (even its headers).
     const userAgent = c.req.header("user-agent");
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
-    handshake(deps, authenticate, socket, viaCookie, userAgent);
+    handshake(deps, authenticate, socket, cookie, userAgent);
     return response;
   });
   return app;
@@ -70,7 +68,8 @@ function handshake(
   deps: SocketDeps,
   authenticate: TokenAuthenticator,
   socket: WebSocket,
-  viaCookie: AuthInfo | null,
+  /** The session cookie of this site's page, checked when hello comes (it may be revoked by then). */
+  cookie: string | null,
   userAgent: string | undefined,
 ): void {
   let live: AppSocket | null = null;
@@ -78,9 +77,7 @@ function handshake(
   let helloSeen = false;
   const close = (code: number, reason: string) => {
     clearTimeout(helloTimer);
-    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-      socket.close(code, reason);
-    }
+    closeSocket(socket, code, reason);
   };
   const helloTimer = setTimeout(() => close(BAD_MESSAGE, "no hello within 10 s"), HELLO_WITHIN_MS);
   socket.addEventListener("close", () => clearTimeout(helloTimer));
@@ -96,11 +93,12 @@ function handshake(
       if (point === "malformed") return close(BAD_MESSAGE, "malformed last_event_id");
       resumeFrom = point;
     }
-    // A token in hello authenticates even when a cookie came too.
+    // A token in hello authenticates even when a cookie came too; without one (absent or null),
+    // the cookie does, checked now.
     auth = typeof message.token === "string"
       ? await authenticate(message.token, "bearer", userAgent)
-      : message.token === undefined
-      ? viaCookie
+      : message.token === undefined || message.token === null
+      ? (cookie ? await authenticate(cookie, "cookie", userAgent) : null)
       : null;
     if (!auth) return close(BAD_CREDENTIALS, "no or bad credentials");
     if (socket.readyState !== WebSocket.OPEN) return;
@@ -125,7 +123,9 @@ function handshake(
         return close(TOO_MANY, "too many open streams and sockets for this user");
       }
       if (err instanceof AppError && err.code === "unavailable") {
-        return close(TRY_AGAIN_LATER, "this server holds as many connections as it can");
+        return deps.hub.closing
+          ? close(RESTARTING, "the server is restarting")
+          : close(TRY_AGAIN_LATER, "this server holds as many connections as it can");
       }
       throw err;
     }
@@ -151,12 +151,28 @@ function handshake(
       : message.op === "auth" && live
       ? onAuth(message)
       : null;
-    if (!handled) return close(BAD_MESSAGE, `unexpected op ${JSON.stringify(message.op)}`);
+    // The reason is fixed text: a close reason holds at most 123 bytes, and the op is the client's.
+    if (!handled) return close(BAD_MESSAGE, "unexpected op");
     handled.catch((err) => {
       deps.log.error("app socket handshake failed", { err: String(err) });
       close(1011, "server error");
     });
   });
+}
+
+/**
+ * Closes a socket that may already be closing, with a reason cut to the 123 bytes a close frame
+ * holds (`WebSocket.close` throws past that, and a throw in a socket's listener ends the process).
+ */
+export function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  if (socket.readyState !== WebSocket.OPEN && socket.readyState !== WebSocket.CONNECTING) return;
+  let cut = reason;
+  while (new TextEncoder().encode(cut).length > 123) cut = cut.slice(0, -1);
+  try {
+    socket.close(code, cut);
+  } catch {
+    // Closed meanwhile: nothing left to tell it.
+  }
 }
 
 /** A client message: one JSON object with `op`. */

@@ -171,6 +171,8 @@ Deno.test("app socket: bad messages close with 4400, bad credentials with 4401",
       ["auth before hello", { op: "auth", token: ann.token }, 4400],
       ["over 16 KB", { op: "hello", token: ann.token, pad: "x".repeat(17_000) }, 4400],
       ["a malformed last_event_id", { op: "hello", token: ann.token, last_event_id: "3.x" }, 4400],
+      // The client's own text never reaches the close reason (at most 123 bytes, or it throws).
+      ["a long unknown op", { op: "x".repeat(500) }, 4400],
       ["a bad token", { op: "hello", token: "nope" }, 4401],
       ["no token and no cookie", { op: "hello" }, 4401],
     ];
@@ -180,6 +182,8 @@ Deno.test("app socket: bad messages close with 4400, bad credentials with 4401",
       socket.send(message);
       assert.equal((await socket.closed).code, code, why);
     }
+    // And the server is still there for the next one.
+    (await hello(server, { token: ann.token })).close();
   } finally {
     await server.stop();
   }
@@ -219,6 +223,22 @@ Deno.test("app socket: a cookie counts only from this site's Origin", async () =
     await own.opened();
     own.send({ op: "hello" });
     await own.until((m) => m.some((x) => x.op === "ready"));
+    // The cookie is checked when hello comes: a session revoked since the upgrade gets nothing.
+    const phone = await login(server.url, "ann");
+    const late = new Socket(server, {
+      cookie: `blotter_session=${phone.token}`,
+      origin: server.url,
+    });
+    await late.opened();
+    const revoked = await api(
+      server.url,
+      ann.token,
+      "DELETE",
+      `/api/v1/sessions/${phone.session_id}`,
+    );
+    assert.equal(revoked.status, 204);
+    late.send({ op: "hello" });
+    assert.equal((await late.closed).code, 4401);
   } finally {
     for (const s of sockets) s.close();
     await server.stop();

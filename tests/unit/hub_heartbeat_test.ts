@@ -62,3 +62,22 @@ Deno.test("hub: every stream gets a heartbeat each interval, and no tick beats t
     hub.closeAll("server shutting down");
   }
 });
+
+Deno.test("hub: once closed for shutdown, it takes no new stream (503, retry in a second)", async () => {
+  const hub = new Hub({ maxStreamsPerUser: 10 });
+  await hub.closeAll("server shutting down");
+  const sub: Subscriber = {
+    userId: "u",
+    sessionId: "s",
+    lastSeq: 0,
+    deliver() {},
+    caughtUp() {},
+    status() {},
+    heartbeat() {},
+    close() {},
+  };
+  assert.throws(
+    () => hub.add(sub),
+    (err: { code?: string; status?: number }) => err.code === "unavailable" && err.status === 503,
+  );
+});
