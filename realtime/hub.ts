@@ -63,10 +63,7 @@ export interface Subscriber {
   heartbeat(): void;
   /** Ends the stream (the client reconnects, unless its session is gone). */
   close(reason: CloseReason): void;
-  /**
-   * Settles once the connection is really closed, for a transport whose close is a handshake
-   * (the app socket's close frame must reach the client before the server stops listening).
-   */
+  /** Settles once really closed, where closing is a handshake (the app socket's close frame). */
   readonly whenClosed?: Promise<void>;
 }
 

@@ -47,6 +47,8 @@ const FLOORS: Record<string, readonly string[]> = {
   "log.ts": [],
   // Tooling and browser files: they import nothing of the server.
   diagram: [],
+  // The client library is its own package: it imports nothing of the server.
+  client: [],
   scripts: [],
   static: [],
 };

@@ -1,0 +1,295 @@
+/**
+ * Following the user's orders: the first list, then the live connection (the app socket, the
+ * stream over fetch, or polling) with everything that keeps the view exact — each event applied
+ * once in seq order; a reset, a gap or a changed history reloads the list; reconnects with full
+ * jitter; a watchdog for silent connections; credentials refreshed before they expire; polling
+ * while the server's feed is degraded; nothing live in the background.
+ */
+import { type Api, expiryOf, Timers } from "./api.ts";
+import { type Live, type LiveHandlers, openSocket, openStream } from "./transports.ts";
+import type { Emitter } from "./events.ts";
+import { BlotterError, type ClientOptions, type ClientState, type ReloadReason } from "./types.ts";
+import { type OrderView, seqOf } from "./view.ts";
+
+type Transport = "websocket" | "sse" | "polling";
+
+/** Reconnects back off with full jitter between these (ms). */
+const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10_000;
+/** The polling interval, while on the polling transport or while the feed is degraded. */
+const POLL_MS = 3_000;
+
+/** The live side of a client: its connection, its timers and its state. */
+export class Follow {
+  #state: ClientState = "closed";
+  #transports: Transport[];
+  #live: Live | null = null;
+  #attempt = 0;
+  /** Whether the current transport ever came up (else a failure moves to the next one). */
+  #cameUp = false;
+  #authRetried = false;
+  #degraded = false;
+  #foreground = true;
+  #running = false;
+  #heartbeatMs = 15_000;
+  #resumedFromFullId = false;
+  readonly #timers = new Timers();
+  /** The last error that closed the client (bad credentials), for the app to show. */
+  error: BlotterError | null = null;
+
+  constructor(
+    private readonly o: ClientOptions,
+    private readonly api: Api,
+    private readonly view: OrderView,
+    private readonly events: Emitter,
+  ) {
+    const ws = o.WebSocket ?? globalThis.WebSocket;
+    const all: Transport[] = ws ? ["websocket", "sse", "polling"] : ["sse", "polling"];
+    const t = o.transport ?? "auto";
+    this.#transports = t === "auto" ? all : [t];
+  }
+
+  /** The connection's state. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** Loads the first list (or the stored view) and goes live; resolves once the list is there. */
+  async start(): Promise<void> {
+    this.#running = true;
+    this.error = null;
+    this.#watchPage();
+    const stored = await this.o.storage?.get();
+    if (stored) {
+      const { lastEventId, orders } = JSON.parse(stored);
+      this.view.replace(orders, lastEventId);
+      for (const o of this.view.orders()) this.events.emit("order", o, null);
+    } else await this.#load("start");
+    this.#connect();
+  }
+
+  /** Closes everything; the view stays readable. */
+  stop(): Promise<void> {
+    this.#running = false;
+    this.#drop();
+    this.#setState("closed");
+    return Promise.resolve();
+  }
+
+  /** In the background the live connection closes (push alerts take over); back, it resumes. */
+  setForeground(foreground: boolean): void {
+    this.#foreground = foreground;
+    if (!this.#running) return;
+    if (!foreground) {
+      this.#drop();
+      this.#setState("paused");
+    } else this.#reconnectNow();
+  }
+
+  // --- the live connection ----------------------------------------------------------------------
+
+  async #connect(): Promise<void> {
+    if (!this.#running || !this.#foreground || this.#live) return;
+    const transport = this.#transports[0];
+    if (transport === "polling") return this.#poll(true);
+    this.#setState(this.#attempt === 0 && !this.#cameUp ? "connecting" : "reconnecting");
+    let token: string | null;
+    try {
+      token = await this.api.token();
+    } catch {
+      return this.#retry();
+    }
+    if (!this.#running || !this.#foreground || this.#live) return;
+    // Before the user's first event the view is exact at seq 0: resume from there, never "live
+    // from now" (what happened while connecting would be missed).
+    const lastEventId = this.view.lastEventId ?? "0";
+    this.#resumedFromFullId = lastEventId?.includes(".") ?? false;
+    const options = { baseUrl: this.o.baseUrl, token, lastEventId };
+    const me: { live: Live | null } = { live: null };
+    const h = this.#handlers(me);
+    this.#live = me.live = transport === "websocket"
+      ? openSocket(options, this.o.WebSocket ?? globalThis.WebSocket, h)
+      : openStream(options, this.api.fetch, h);
+    this.#feedWatchdog();
+    this.#scheduleRefresh(token);
+  }
+
+  /** What one connection (`me.live`) tells; once it is no longer the current one, nothing. */
+  #handlers(me: { live: Live | null }): LiveHandlers {
+    let mine = true;
+    const current = () => mine && me.live !== null && this.#live === me.live;
+    const handlers: LiveHandlers = {
+      ready: () => {
+        if (!current()) return;
+        this.#attempt = 0;
+        this.#cameUp = true;
+        this.#authRetried = false;
+        this.#setState(this.#degraded ? "polling" : "live");
+      },
+      heartbeat: (ms) => {
+        this.#heartbeatMs = ms;
+        if (current()) this.#feedWatchdog(); // the watchdog armed before this knew no interval
+      },
+      alive: () => current() && this.#feedWatchdog(),
+      event: (e) => {
+        if (!current()) return;
+        this.#resumedFromFullId = false;
+        const applied = this.view.apply(e);
+        if (applied === "applied") {
+          this.events.emit("order", e.order, e);
+          this.#persist();
+        } else if (applied === "gap") this.#restart("gap");
+      },
+      reset: (_id, reason) => {
+        if (!current()) return;
+        const history = /history/.test(reason) || this.#resumedFromFullId;
+        this.#restart(history ? "history" : "reset");
+      },
+      status: (realtime) => {
+        if (!current()) return;
+        this.#degraded = realtime === "degraded";
+        if (this.#degraded) this.#poll(false);
+        else {
+          this.#timers.clear("poll");
+          this.#setState("live");
+        }
+      },
+      closed: (why) => {
+        if (!current()) return;
+        mine = false;
+        this.#live = null;
+        this.#timers.clear("watchdog");
+        if (!this.#running || !this.#foreground) return;
+        if (why.status === 401 || why.code === 4401 || why.code === 4403) {
+          // Credentials: asked once more (a refreshed token), then closed with the error.
+          if (this.#authRetried || why.code === 4403) {
+            this.error = new BlotterError(why.status ?? 401, "unauthenticated", "signed out");
+            this.#running = false;
+            return this.#setState("closed");
+          }
+          this.#authRetried = true;
+          return void this.#connect();
+        }
+        if (!this.#cameUp && this.#transports.length > 1 && why.code !== 4429) {
+          this.#transports.shift(); // this transport does not work here: the next one
+          return void this.#connect();
+        }
+        this.#retry(why.retryAfter);
+      },
+    };
+    return handlers;
+  }
+
+  /** Reloads the list (a reset, a gap, a changed history), then connects again from it. */
+  async #restart(why: ReloadReason): Promise<void> {
+    this.#drop();
+    try {
+      await this.#load(why);
+    } catch {
+      return this.#retry();
+    }
+    this.#connect();
+  }
+
+  /** Reconnects after a backoff with full jitter (or as the server asked). */
+  #retry(afterS = 0): void {
+    if (!this.#running) return;
+    const offline =
+      (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false;
+    this.#setState(offline ? "offline" : "reconnecting");
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt++);
+    this.#timers.after(
+      "retry",
+      Math.max(afterS * 1000, Math.random() * cap),
+      () => this.#connect(),
+    );
+  }
+
+  #reconnectNow(): void {
+    this.#drop();
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  /** Drops a connection silent for three heartbeat intervals (a zombie: it pings, carries nothing). */
+  #feedWatchdog(): void {
+    this.#timers.after("watchdog", 3 * this.#heartbeatMs, () => {
+      this.#live?.close();
+      this.#live = null;
+      this.#retry();
+    });
+  }
+
+  /** Asks for the token again before it expires, and hands it to the open connection. */
+  #scheduleRefresh(token: string | null): void {
+    const exp = expiryOf(token);
+    if (exp === null || typeof this.o.token !== "function") return;
+    const wait = Math.max((exp - Date.now()) * 0.8, exp - Date.now() - 30_000, 1_000);
+    this.#timers.after("refresh", wait, async () => {
+      const fresh = await this.api.token().catch(() => null);
+      if (fresh && this.#live?.refresh(fresh)) this.#scheduleRefresh(fresh);
+      else this.#reconnectNow(); // the stream takes new credentials by reconnecting
+    });
+  }
+
+  /** Polls the list: the polling transport (`healthy`), or while the feed is degraded. */
+  async #poll(healthy: boolean): Promise<void> {
+    if (!this.#running || !this.#foreground) return;
+    this.#setState("polling");
+    try {
+      await this.#load(null);
+      if (healthy) this.#attempt = 0;
+    } catch {
+      // The next round tries again.
+    }
+    if (healthy || this.#degraded) this.#timers.after("poll", POLL_MS, () => this.#poll(healthy));
+  }
+
+  /** Closes the live connection and every timer but the pending save of the view. */
+  #drop(): void {
+    this.#live?.close();
+    this.#live = null;
+    this.#timers.clearAll("persist");
+  }
+
+  // --- the list and the view --------------------------------------------------------------------
+
+  /**
+   * Reads every page of the list (all statuses: an order that ended must leave "open" too) and
+   * replaces the view with it, at the first page's `last_event_id` (read with its rows).
+   */
+  async #load(why: ReloadReason | null): Promise<void> {
+    const { orders, lastEventId } = await this.api.list();
+    // A poll that reads an older list than the view (events already applied past it) keeps it.
+    if (why === null && seqOf(lastEventId) < seqOf(this.view.lastEventId)) return;
+    const before = new Map(this.view.orders().map((o) => [o.id, JSON.stringify(o)]));
+    this.view.replace(orders, lastEventId);
+    if (why) this.events.emit("reload", why);
+    for (const o of orders) {
+      if (before.get(o.id) !== JSON.stringify(o)) this.events.emit("order", o, null);
+    }
+    this.#persist();
+  }
+
+  #persist(): void {
+    const storage = this.o.storage;
+    if (!storage) return;
+    this.#timers.after("persist", 250, () => storage.set(JSON.stringify(this.view.toJSON())));
+  }
+
+  // --- plumbing ---------------------------------------------------------------------------------
+
+  #setState(state: ClientState): void {
+    if (state !== this.#state) (this.#state = state, this.events.emit("state", state));
+  }
+
+  /** Browsers: reconnect at once when the network returns or a page comes back from the bfcache. */
+  #watchPage(): void {
+    const g = globalThis as unknown as {
+      addEventListener?: (type: string, fn: (e: { persisted?: boolean }) => void) => void;
+      document?: unknown;
+    };
+    if (!g.addEventListener || !g.document) return;
+    g.addEventListener("online", () => this.#running && this.#reconnectNow());
+    g.addEventListener("pageshow", (e) => e.persisted && this.#running && this.#reconnectNow());
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The client library (client/src) against a real Blotter, for each transport: the view ends equal
+ * to the server's list through a server killed and restarted while reports flow, with no event
+ * applied twice; a connection that goes silent (a proxy that stops forwarding) is dropped within
+ * three heartbeats and reopened; the background closes the live connection and the foreground
+ * catches up; expiring credentials are refreshed; a revoked session closes the client. And the
+ * built package stays small.
+ */
+import assert from "node:assert/strict";
+import { sign } from "hono/utils/jwt/jwt";
+import { BlotterClient, type ClientState, type Order } from "../../client/src/index.ts";
+import { api, eventually, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
+
+type Server = Awaited<ReturnType<typeof spawnServer>>;
+const TRANSPORTS = ["websocket", "sse", "polling"] as const;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A Blotter process on a fixed port with its own KV file, so it can be stopped and started. */
+async function blotterAt(port: number, kvPath: string, env: Record<string, string> = {}) {
+  return await spawnServer({
+    AUTH_MODE: "dev",
+    KV_PATH: kvPath,
+    INGEST_TOKEN,
+    RATE_LIMIT: "off",
+    HEARTBEAT_MS: "500",
+    ...env,
+    PORT: String(port),
+  });
+}
+
+/** What the client's view must end equal to: the server's list, as status and fills. */
+async function serverView(url: string, token: string): Promise<string[]> {
+  const res = await api(url, token, "GET", "/api/v1/orders?status=all&limit=200");
+  return summary(res.json.orders);
+}
+
+function summary(orders: Order[]): string[] {
+  return orders.map((o) => `${o.id} ${o.status} ${o.filled_qty}`).sort();
+}
+
+/** Watches a client: every event it applied (never one twice) and its states. */
+function watch(client: BlotterClient) {
+  const applied: number[] = [];
+  const states: ClientState[] = [];
+  client.on("order", (_o, e) => {
+    if (e) {
+      assert.ok(!applied.includes(e.seq), `seq ${e.seq} applied twice`);
+      applied.push(e.seq);
+    }
+  });
+  client.on("state", (s) => states.push(s));
+  return { applied, states };
+}
+
+async function report(url: string, orderId: string, execId: string, type = "partial_fill") {
+  return await api(url, INGEST_TOKEN, "POST", "/api/v1/executions", {
+    order_id: orderId,
+    exec_id: execId,
+    type,
+    at: new Date().toISOString(),
+    ...(type === "partial_fill" ? { last_qty: "1", last_price: "187.41" } : {}),
+  }).catch(() => ({ status: 0 }));
+}
+
+for (const transport of TRANSPORTS) {
+  Deno.test(`client (${transport}): a server restart while reports flow: the view ends exact`, async () => {
+    const dir = await Deno.makeTempDir();
+    const port = freePort();
+    let server: Server = await blotterAt(port, `${dir}/blotter.kv`);
+    const url = server.url;
+    const { token } = await login(url, "cleo");
+    const client = new BlotterClient({ baseUrl: url, token, transport });
+    const seen = watch(client);
+    try {
+      const placed = await api(url, token, "POST", "/api/v1/orders", {
+        symbol: "AAPL",
+        asset_class: "stock",
+        side: "buy",
+        qty: "100000",
+      });
+      await report(url, placed.json.id, "c-new", "new");
+      await client.start();
+      let n = 0;
+      const send = async (count: number) => {
+        for (let i = 0; i < count; i++) await report(url, placed.json.id, `c-${n++}`);
+      };
+      await send(20);
+      await server.stop();
+      server = await blotterAt(port, `${dir}/blotter.kv`);
+      await send(20);
+      await eventually(
+        async () =>
+          JSON.stringify(summary(client.orders())) === JSON.stringify(await serverView(url, token)),
+        20_000,
+      );
+      assert.equal(client.order(placed.json.id)?.filled_qty, "40");
+      if (transport !== "polling") {
+        await eventually(() => client.state === "live", 15_000);
+        assert.ok(seen.applied.length > 0, "no event was applied live");
+      } else assert.equal(client.state, "polling");
+    } finally {
+      await client.stop();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+/** A TCP proxy that can stop forwarding without closing anything: a zombie connection. */
+function proxyTo(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const links: Array<{ frozen: boolean }> = [];
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, stuck: () => boolean) => {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (!stuck()) await to.write(buf.subarray(0, n));
+      }
+    } catch { /* closed */ }
+  };
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn, upstream);
+      const mine = { frozen: false };
+      links.push(mine);
+      const stuck = () => mine.frozen;
+      pipe(conn, upstream, stuck);
+      pipe(upstream, conn, stuck);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    /** The connections open now go silent both ways; new ones work. */
+    freeze() {
+      for (const link of links) link.frozen = true;
+    },
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await serving;
+    },
+  };
+}
+
+for (const transport of ["websocket", "sse"] as const) {
+  Deno.test(`client (${transport}): a silent connection is dropped within three heartbeats`, async () => {
+    const dir = await Deno.makeTempDir();
+    const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
+    const proxy = proxyTo(Number(new URL(server.url).port));
+    const { token } = await login(server.url, "zed");
+    const client = new BlotterClient({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      token,
+      transport,
+    });
+    const seen = watch(client);
+    try {
+      await client.start();
+      await eventually(() => client.state === "live");
+      proxy.freeze(); // pings stop arriving; nothing is closed
+      const placed = await api(server.url, token, "POST", "/api/v1/orders", {
+        symbol: "AAPL",
+        asset_class: "stock",
+        side: "buy",
+        qty: "5",
+      });
+      // 3 × 500 ms of silence, then a new connection: the order arrives through it.
+      await eventually(() => client.order(placed.json.id) !== undefined, 10_000);
+      assert.ok(seen.states.includes("reconnecting"), `states: ${seen.states}`);
+      await eventually(() => client.state === "live");
+    } finally {
+      await client.stop();
+      await proxy.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("client: background closes the live connection; foreground catches up", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
+  const { token } = await login(server.url, "bo");
+  const client = new BlotterClient({ baseUrl: server.url, token });
+  try {
+    await client.start();
+    await eventually(() => client.state === "live");
+    client.setForeground(false);
+    assert.equal(client.state, "paused");
+    const placed = await api(server.url, token, "POST", "/api/v1/orders", {
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "5",
+    });
+    await report(server.url, placed.json.id, "b-1", "new");
+    assert.equal(client.order(placed.json.id), undefined, "a paused client received events");
+    client.setForeground(true);
+    await eventually(() => client.order(placed.json.id)?.status === "new");
+    await eventually(() => client.state === "live");
+  } finally {
+    await client.stop();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const SECRET = "a-shared-secret-of-at-least-32-characters!";
+
+Deno.test("client: expiring credentials are refreshed; a revoked session closes it", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`, {
+    AUTH_MODE: "jwt",
+    AUTH_JWT_SECRET: SECRET,
+    AUTH_SERVICE_TOKEN: "auth-service-token-0123456789abcdef",
+  });
+  let asked = 0;
+  const token = () => {
+    asked++;
+    return sign({ sub: "vi", sid: "phone", exp: Math.floor(Date.now() / 1000) + 3 }, SECRET);
+  };
+  const client = new BlotterClient({ baseUrl: server.url, token });
+  try {
+    await client.start();
+    await eventually(() => client.state === "live");
+    const first = asked;
+    // Past the first token's expiry, the socket is still open on refreshed credentials.
+    await eventually(() => asked > first + 1, 10_000);
+    assert.equal(client.state, "live");
+    const now = await token();
+    const placed = await api(server.url, now, "POST", "/api/v1/orders", {
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "5",
+    });
+    await eventually(() => client.order(placed.json.id) !== undefined);
+    // The auth service revokes the device session: the client closes, with the error to show.
+    const res = await fetch(`${server.url}/api/v1/sessions/phone`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer auth-service-token-0123456789abcdef" },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 204);
+    await eventually(() => client.state === "closed", 10_000);
+  } finally {
+    await client.stop();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client: the built package is an npm package of at most 10 KB gzipped", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "client:build"],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const dist = new URL("../../client/dist/", import.meta.url);
+  const pkg = JSON.parse(await Deno.readTextFile(new URL("package.json", dist)));
+  assert.equal(pkg.type, "module");
+  assert.equal(pkg.exports["."].import, "./index.js");
+  assert.equal(pkg.exports["."].types, "./index.d.ts");
+  assert.equal(pkg.dependencies, undefined);
+  const types = await Deno.readTextFile(new URL("index.d.ts", dist));
+  assert.match(types, /export declare class BlotterClient/);
+  const js = await Deno.readFile(new URL("index.js", dist));
+  assert.ok(!/\bimport\s*[\w{*]/.test(new TextDecoder().decode(js)), "index.js imports something");
+  const gz = await new Response(
+    new Blob([js]).stream().pipeThrough(new CompressionStream("gzip")),
+  ).arrayBuffer();
+  assert.ok(gz.byteLength <= 10 * 1024, `index.js is ${gz.byteLength} bytes gzipped`);
+  // It runs: the built module makes a client.
+  const mod = await import(new URL("index.js", dist).href);
+  assert.equal(typeof new mod.BlotterClient({ baseUrl: "http://127.0.0.1:9" }).start, "function");
+});
