@@ -290,3 +290,54 @@ Deno.test("client: the built package is an npm package of at most 10 KB gzipped"
   const mod = await import(new URL("index.js", dist).href);
   assert.equal(typeof new mod.BlotterClient({ baseUrl: "http://127.0.0.1:9" }).start, "function");
 });
+
+Deno.test("client: a history lost and grown again (the store put back) reloads with history", async () => {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const kv = `${dir}/blotter.kv`;
+  let server: Server = await blotterAt(port, kv);
+  const url = server.url;
+  const { token } = await login(url, "hal");
+  const client = new BlotterClient({ baseUrl: url, token, transport: "websocket" });
+  const reloads: string[] = [];
+  client.on("reload", (why) => reloads.push(why));
+  try {
+    const placed = await api(url, token, "POST", "/api/v1/orders", {
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "100",
+    });
+    const orderId = placed.json.id;
+    await report(url, orderId, "h-new", "new");
+    await client.start();
+    await eventually(() => client.state === "live");
+    // The store as it is now is kept; the client then sees events the kept copy does not have.
+    await server.stop();
+    for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
+      await Deno.copyFile(f, `${f}.kept`).catch(() => {});
+    }
+    server = await blotterAt(port, kv);
+    for (let i = 0; i < 3; i++) await report(url, orderId, `h-lost-${i}`);
+    await eventually(() => client.order(orderId)?.filled_qty === "3", 15_000);
+    // The store is put back: those events are gone, and new ones grow under the same seqs.
+    await server.stop();
+    for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
+      await Deno.remove(f).catch(() => {});
+      await Deno.rename(`${f}.kept`, f).catch(() => {});
+    }
+    server = await blotterAt(port, kv);
+    for (let i = 0; i < 5; i++) await report(url, orderId, `h-new-${i}`);
+    await eventually(
+      async () =>
+        JSON.stringify(summary(client.orders())) === JSON.stringify(await serverView(url, token)),
+      20_000,
+    );
+    assert.equal(client.order(orderId)?.filled_qty, "5");
+    assert.ok(reloads.includes("history"), `reloads: ${reloads}`);
+  } finally {
+    await client.stop();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
