@@ -13,18 +13,17 @@ import { type OrderView, seqOf } from "./view.ts";
 
 type Transport = "websocket" | "sse" | "polling";
 
-/** Reconnects back off with full jitter between these (ms). */
-const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10_000;
-/** The polling interval, while on the polling transport or while the feed is degraded. */
-const POLL_MS = 3_000;
+/** Reconnects back off with full jitter between these (ms); polls come this often. */
+const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10_000, POLL_MS = 3_000;
 
 /** The live side of a client: its connection, its timers and its state. */
 export class Follow {
   #state: ClientState = "closed";
-  #transports: Transport[];
+  readonly #transports: Transport[];
+  /** The transport tried now: the next after one that never came up; back to the first after. */
+  #tried = 0;
   #live: Live | null = null;
   #attempt = 0;
-  /** Whether the current transport ever came up (else a failure moves to the next one). */
   #cameUp = false;
   #authRetried = false;
   #degraded = false;
@@ -33,7 +32,7 @@ export class Follow {
   #heartbeatMs = 15_000;
   #resumedFromFullId = false;
   readonly #timers = new Timers();
-  /** The last error that closed the client (bad credentials), for the app to show. */
+  /** The error that closed the client (bad credentials), for the app to show. */
   error: BlotterError | null = null;
 
   constructor(
@@ -89,8 +88,14 @@ export class Follow {
 
   async #connect(): Promise<void> {
     if (!this.#running || !this.#foreground || this.#live) return;
-    const transport = this.#transports[0];
-    if (transport === "polling") return this.#poll(true);
+    const transport = this.#transports[this.#tried];
+    if (transport === "polling") {
+      // Chosen, it is the transport; fallen back to, one round, then the live ones again.
+      if (this.#transports.length === 1) return this.#poll(true);
+      await this.#poll(false);
+      this.#tried = 0;
+      return this.#retry();
+    }
     this.#setState(this.#attempt === 0 && !this.#cameUp ? "connecting" : "reconnecting");
     let token: string | null;
     try {
@@ -121,7 +126,7 @@ export class Follow {
       ready: () => {
         if (!current()) return;
         this.#attempt = 0;
-        this.#cameUp = true;
+        this.#cameUp = true; // from now on a drop reconnects on this transport
         this.#authRetried = false;
         this.#setState(this.#degraded ? "polling" : "live");
       },
@@ -169,8 +174,8 @@ export class Follow {
           this.#authRetried = true;
           return void this.#connect();
         }
-        if (!this.#cameUp && this.#transports.length > 1 && why.code !== 4429) {
-          this.#transports.shift(); // this transport does not work here: the next one
+        if (!this.#cameUp && this.#tried < this.#transports.length - 1 && why.code !== 4429) {
+          this.#tried++; // this transport did not come up: the next one, at once
           return void this.#connect();
         }
         this.#retry(why.retryAfter);
