@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { sign } from "hono/utils/jwt/jwt";
 import { BlotterClient, type ClientState, type Order } from "../../client/src/index.ts";
-import { api, eventually, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
+import { api, eventually, INGEST_TOKEN, login, spawnServer, SseClient } from "../helpers.ts";
 
 type Server = Awaited<ReturnType<typeof spawnServer>>;
 const TRANSPORTS = ["websocket", "sse", "polling"] as const;
@@ -191,78 +191,83 @@ for (const transport of ["websocket", "sse"] as const) {
   });
 }
 
-Deno.test("client: background closes the live connection; foreground catches up", async () => {
-  const dir = await Deno.makeTempDir();
-  const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
-  const { token } = await login(server.url, "bo");
-  const client = new BlotterClient({ baseUrl: server.url, token });
-  try {
-    await client.start();
-    await eventually(() => client.state === "live");
-    client.setForeground(false);
-    assert.equal(client.state, "paused");
-    const placed = await api(server.url, token, "POST", "/api/v1/orders", {
-      symbol: "AAPL",
-      asset_class: "stock",
-      side: "buy",
-      qty: "5",
-    });
-    await report(server.url, placed.json.id, "b-1", "new");
-    assert.equal(client.order(placed.json.id), undefined, "a paused client received events");
-    client.setForeground(true);
-    await eventually(() => client.order(placed.json.id)?.status === "new");
-    await eventually(() => client.state === "live");
-  } finally {
-    await client.stop();
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+for (const transport of TRANSPORTS) {
+  Deno.test(`client (${transport}): background closes the live connection; foreground catches up`, async () => {
+    const dir = await Deno.makeTempDir();
+    const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
+    const { token } = await login(server.url, "bo");
+    const client = new BlotterClient({ baseUrl: server.url, token, transport });
+    const live = transport === "polling" ? "polling" : "live";
+    try {
+      await client.start();
+      await eventually(() => client.state === live);
+      client.setForeground(false);
+      assert.equal(client.state, "paused");
+      const placed = await api(server.url, token, "POST", "/api/v1/orders", {
+        symbol: "AAPL",
+        asset_class: "stock",
+        side: "buy",
+        qty: "5",
+      });
+      await report(server.url, placed.json.id, "b-1", "new");
+      assert.equal(client.order(placed.json.id), undefined, "a paused client received events");
+      client.setForeground(true);
+      await eventually(() => client.order(placed.json.id)?.status === "new");
+      await eventually(() => client.state === live);
+    } finally {
+      await client.stop();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
 const SECRET = "a-shared-secret-of-at-least-32-characters!";
 
-Deno.test("client: expiring credentials are refreshed; a revoked session closes it", async () => {
-  const dir = await Deno.makeTempDir();
-  const server = await blotterAt(freePort(), `${dir}/blotter.kv`, {
-    AUTH_MODE: "jwt",
-    AUTH_JWT_SECRET: SECRET,
-    AUTH_SERVICE_TOKEN: "auth-service-token-0123456789abcdef",
+for (const transport of ["websocket", "sse"] as const) {
+  Deno.test(`client (${transport}): expiring credentials are refreshed; a revoked session closes it`, async () => {
+    const dir = await Deno.makeTempDir();
+    const server = await blotterAt(freePort(), `${dir}/blotter.kv`, {
+      AUTH_MODE: "jwt",
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_SERVICE_TOKEN: "auth-service-token-0123456789abcdef",
+    });
+    let asked = 0;
+    const token = () => {
+      asked++;
+      return sign({ sub: "vi", sid: "phone", exp: Math.floor(Date.now() / 1000) + 3 }, SECRET);
+    };
+    const client = new BlotterClient({ baseUrl: server.url, token, transport });
+    try {
+      await client.start();
+      await eventually(() => client.state === "live");
+      const first = asked;
+      // Past the first token's expiry, the socket is still open on refreshed credentials.
+      await eventually(() => asked > first + 1, 10_000);
+      assert.equal(client.state, "live");
+      const now = await token();
+      const placed = await api(server.url, now, "POST", "/api/v1/orders", {
+        symbol: "AAPL",
+        asset_class: "stock",
+        side: "buy",
+        qty: "5",
+      });
+      await eventually(() => client.order(placed.json.id) !== undefined);
+      // The auth service revokes the device session: the client closes, with the error to show.
+      const res = await fetch(`${server.url}/api/v1/sessions/phone`, {
+        method: "DELETE",
+        headers: { authorization: "Bearer auth-service-token-0123456789abcdef" },
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 204);
+      await eventually(() => client.state === "closed", 10_000);
+    } finally {
+      await client.stop();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
   });
-  let asked = 0;
-  const token = () => {
-    asked++;
-    return sign({ sub: "vi", sid: "phone", exp: Math.floor(Date.now() / 1000) + 3 }, SECRET);
-  };
-  const client = new BlotterClient({ baseUrl: server.url, token });
-  try {
-    await client.start();
-    await eventually(() => client.state === "live");
-    const first = asked;
-    // Past the first token's expiry, the socket is still open on refreshed credentials.
-    await eventually(() => asked > first + 1, 10_000);
-    assert.equal(client.state, "live");
-    const now = await token();
-    const placed = await api(server.url, now, "POST", "/api/v1/orders", {
-      symbol: "AAPL",
-      asset_class: "stock",
-      side: "buy",
-      qty: "5",
-    });
-    await eventually(() => client.order(placed.json.id) !== undefined);
-    // The auth service revokes the device session: the client closes, with the error to show.
-    const res = await fetch(`${server.url}/api/v1/sessions/phone`, {
-      method: "DELETE",
-      headers: { authorization: "Bearer auth-service-token-0123456789abcdef" },
-    });
-    await res.body?.cancel();
-    assert.equal(res.status, 204);
-    await eventually(() => client.state === "closed", 10_000);
-  } finally {
-    await client.stop();
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+}
 
 Deno.test("client: the built package is an npm package of at most 10 KB gzipped", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -291,51 +296,76 @@ Deno.test("client: the built package is an npm package of at most 10 KB gzipped"
   assert.equal(typeof new mod.BlotterClient({ baseUrl: "http://127.0.0.1:9" }).start, "function");
 });
 
-Deno.test("client: a history lost and grown again (the store put back) reloads with history", async () => {
+for (const transport of ["websocket", "sse"] as const) {
+  Deno.test(`client (${transport}): a history lost and grown again reloads with history`, async () => {
+    const dir = await Deno.makeTempDir();
+    const port = freePort();
+    const kv = `${dir}/blotter.kv`;
+    let server: Server = await blotterAt(port, kv);
+    const url = server.url;
+    const { token } = await login(url, "hal");
+    const client = new BlotterClient({ baseUrl: url, token, transport });
+    const reloads: string[] = [];
+    client.on("reload", (why) => reloads.push(why));
+    try {
+      const placed = await api(url, token, "POST", "/api/v1/orders", {
+        symbol: "AAPL",
+        asset_class: "stock",
+        side: "buy",
+        qty: "100",
+      });
+      const orderId = placed.json.id;
+      await report(url, orderId, "h-new", "new");
+      await client.start();
+      await eventually(() => client.state === "live");
+      // The store as it is now is kept; the client then sees events the kept copy does not have.
+      await server.stop();
+      for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
+        await Deno.copyFile(f, `${f}.kept`).catch(() => {});
+      }
+      server = await blotterAt(port, kv);
+      for (let i = 0; i < 3; i++) await report(url, orderId, `h-lost-${i}`);
+      await eventually(() => client.order(orderId)?.filled_qty === "3", 15_000);
+      // The store is put back: those events are gone, and new ones grow under the same seqs.
+      await server.stop();
+      for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
+        await Deno.remove(f).catch(() => {});
+        await Deno.rename(`${f}.kept`, f).catch(() => {});
+      }
+      server = await blotterAt(port, kv);
+      for (let i = 0; i < 5; i++) await report(url, orderId, `h-new-${i}`);
+      await eventually(
+        async () =>
+          JSON.stringify(summary(client.orders())) === JSON.stringify(await serverView(url, token)),
+        20_000,
+      );
+      assert.equal(client.order(orderId)?.filled_qty, "5");
+      assert.ok(reloads.includes("history"), `reloads: ${reloads}`);
+    } finally {
+      await client.stop();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("client: over the user's cap it keeps trying with backoff, and is live once there is room", async () => {
   const dir = await Deno.makeTempDir();
-  const port = freePort();
-  const kv = `${dir}/blotter.kv`;
-  let server: Server = await blotterAt(port, kv);
-  const url = server.url;
-  const { token } = await login(url, "hal");
-  const client = new BlotterClient({ baseUrl: url, token, transport: "websocket" });
-  const reloads: string[] = [];
-  client.on("reload", (why) => reloads.push(why));
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`, { MAX_STREAMS_PER_USER: "1" });
+  const { token } = await login(server.url, "cap");
+  const held = await SseClient.open(`${server.url}/api/v1/stream`, {
+    authorization: `Bearer ${token}`,
+  });
+  const client = new BlotterClient({ baseUrl: server.url, token, transport: "websocket" });
+  const seen = watch(client);
   try {
-    const placed = await api(url, token, "POST", "/api/v1/orders", {
-      symbol: "AAPL",
-      asset_class: "stock",
-      side: "buy",
-      qty: "100",
-    });
-    const orderId = placed.json.id;
-    await report(url, orderId, "h-new", "new");
     await client.start();
-    await eventually(() => client.state === "live");
-    // The store as it is now is kept; the client then sees events the kept copy does not have.
-    await server.stop();
-    for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
-      await Deno.copyFile(f, `${f}.kept`).catch(() => {});
-    }
-    server = await blotterAt(port, kv);
-    for (let i = 0; i < 3; i++) await report(url, orderId, `h-lost-${i}`);
-    await eventually(() => client.order(orderId)?.filled_qty === "3", 15_000);
-    // The store is put back: those events are gone, and new ones grow under the same seqs.
-    await server.stop();
-    for (const f of [kv, `${kv}-wal`, `${kv}-shm`]) {
-      await Deno.remove(f).catch(() => {});
-      await Deno.rename(`${f}.kept`, f).catch(() => {});
-    }
-    server = await blotterAt(port, kv);
-    for (let i = 0; i < 5; i++) await report(url, orderId, `h-new-${i}`);
-    await eventually(
-      async () =>
-        JSON.stringify(summary(client.orders())) === JSON.stringify(await serverView(url, token)),
-      20_000,
-    );
-    assert.equal(client.order(orderId)?.filled_qty, "5");
-    assert.ok(reloads.includes("history"), `reloads: ${reloads}`);
+    await eventually(() => seen.states.includes("reconnecting"));
+    assert.notEqual(client.state, "live");
+    held.close(); // room again: the next try gets in
+    await eventually(() => client.state === "live", 15_000);
   } finally {
+    held.close();
     await client.stop();
     await server.stop();
     await Deno.remove(dir, { recursive: true });
