@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { sign } from "hono/utils/jwt/jwt";
 import { BlotterClient, type ClientState, type Order } from "../../client/src/index.ts";
+import { fakePushService } from "../fakes/web_push_fake.ts";
 import { api, eventually, INGEST_TOKEN, login, spawnServer, SseClient } from "../helpers.ts";
 
 type Server = Awaited<ReturnType<typeof spawnServer>>;
@@ -368,6 +369,45 @@ Deno.test("client: over the user's cap it keeps trying with backoff, and is live
     held.close();
     await client.stop();
     await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client: in the background push alerts reach the device; in the foreground none do", async () => {
+  const push = fakePushService(() => 201);
+  const dir = await Deno.makeTempDir();
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`, {
+    PUSH_ENDPOINT_ALLOW: push.origin,
+  });
+  const { token } = await login(server.url, "pat");
+  const client = new BlotterClient({ baseUrl: server.url, token, transport: "websocket" });
+  try {
+    const { key } = await (await fetch(`${server.url}/api/v1/push/vapid-public-key`)).json();
+    push.setVapidKey(key);
+    await client.registerWebPush(push.subscription("/sub/pat"));
+    await client.start();
+    await eventually(() => client.state === "live");
+    const placed = await client.place({
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "5",
+    });
+    await report(server.url, placed.id, "pp-1", "new");
+    await report(server.url, placed.id, "pp-2"); // a fill: alert-worthy, but the socket is open
+    await eventually(() => client.order(placed.id)?.filled_qty === "1");
+    client.setForeground(false);
+    await report(server.url, placed.id, "pp-3");
+    await eventually(() => push.received.length === 1, 10_000);
+    assert.ok(push.received[0].vapidOk, "the alert's VAPID signature did not verify");
+    assert.equal(push.received[0].payload.order_id, placed.id);
+    client.setForeground(true);
+    await eventually(() => client.order(placed.id)?.filled_qty === "2");
+    assert.equal(push.received.length, 1, "an alert reached a device whose socket was open");
+  } finally {
+    await client.stop();
+    await server.stop();
+    await push.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
