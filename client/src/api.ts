@@ -108,6 +108,11 @@ export class Timers {
     this.#timers.set(name, setTimeout(() => (this.#timers.delete(name), fn()), ms));
   }
 
+  /** Whether a timer of that name is waiting. */
+  pending(name: string): boolean {
+    return this.#timers.has(name);
+  }
+
   clear(name: string): void {
     clearTimeout(this.#timers.get(name));
     this.#timers.delete(name);

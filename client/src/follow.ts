@@ -67,11 +67,14 @@ export class Follow {
   }
 
   /** Closes everything; the view stays readable. */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
+    const saving = this.#timers.pending("persist");
     this.#running = false;
     this.#drop();
+    this.#timers.clearAll();
     this.#setState("closed");
-    return Promise.resolve();
+    // A save still waiting is made now: the next start shows the view as it was.
+    if (saving) await this.o.storage?.set(JSON.stringify(this.view.toJSON()));
   }
 
   /** In the background the live connection closes (push alerts take over); back, it resumes. */
@@ -97,12 +100,8 @@ export class Follow {
       return this.#retry();
     }
     this.#setState(this.#attempt === 0 && !this.#cameUp ? "connecting" : "reconnecting");
-    let token: string | null;
-    try {
-      token = await this.api.token();
-    } catch {
-      return this.#retry();
-    }
+    const token = await this.api.token().catch(() => undefined);
+    if (token === undefined) return this.#retry();
     if (!this.#running || !this.#foreground || this.#live) return;
     // Before the user's first event the view is exact at seq 0: resume from there, never "live
     // from now" (what happened while connecting would be missed).
