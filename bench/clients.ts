@@ -5,7 +5,7 @@
  */
 import http from "node:http";
 import { io as connect, type Socket } from "socket.io-client";
-import { type Sink, sseReader } from "./deliveries.ts";
+import { type Sink, socketReader, sseReader } from "./deliveries.ts";
 
 /** A device: whom it belongs to and which of the user's devices it is. */
 export interface Device {
@@ -61,6 +61,43 @@ export async function openSseStreams(
     count: () => open.size,
     close: () => {
       for (const req of open) req.destroy();
+      open.clear();
+    },
+  };
+}
+
+/** Opens one app socket (`GET /api/v1/ws`) per device, `parallel` at a time; resolves once all are ready. */
+export async function openAppSockets(
+  host: string,
+  port: number,
+  devices: Device[],
+  sink: Sink,
+  parallel = 200,
+): Promise<Streams> {
+  const open = new Set<WebSocket>();
+  const one = (d: Device) =>
+    new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host}:${port}/api/v1/ws`);
+      const read = socketReader(sink, d.slot);
+      ws.onopen = () => ws.send(JSON.stringify({ op: "hello", token: d.token }));
+      ws.onmessage = (e) => {
+        const text = String(e.data);
+        if (!open.has(ws) && text.startsWith('{"op":"ready"')) {
+          open.add(ws);
+          resolve();
+        } else read(text);
+      };
+      ws.onclose = (e) => {
+        if (!open.delete(ws)) reject(new Error(`socket closed ${e.code} before ready`));
+      };
+    });
+  for (let i = 0; i < devices.length; i += parallel) {
+    await Promise.all(devices.slice(i, i + parallel).map(one));
+  }
+  return {
+    count: () => open.size,
+    close: () => {
+      for (const ws of open) ws.close();
       open.clear();
     },
   };

@@ -93,6 +93,33 @@ export interface Sink {
 }
 
 /**
+ * A reader for one device of Blotter's app socket: each text frame one message; an event's
+ * execution and seq found by string search, as the SSE reader does.
+ */
+export function socketReader(sink: Sink, slot: number): (text: string) => void {
+  let lastSeq = 0;
+  return (text) => {
+    const d = sink.current;
+    const e = text.indexOf('"event":{"id":"');
+    const x = text.indexOf('"execution":{');
+    if (!d || e < 0 || x < 0) return;
+    const seq = Number.parseInt(text.slice(e + 15), 10);
+    const body = text.slice(x, text.indexOf("}", x));
+    const idAt = body.indexOf('"id":"') + 6;
+    const atAt = body.indexOf('"at":"') + 6;
+    const inOrder = lastSeq === 0 || seq === lastSeq + 1;
+    if (seq > lastSeq) lastSeq = seq;
+    d.record(
+      slot,
+      body.slice(idAt, body.indexOf('"', idAt)),
+      Date.parse(body.slice(atAt, body.indexOf('"', atAt))),
+      Date.now(),
+      inOrder,
+    );
+  };
+}
+
+/**
  * A minimal SSE reader for one device of a Blotter JSON stream: lines, `id:` and `data:`, a blank
  * line ends an event; comments (`: ping`), `retry:` and `event:` are skipped. An event's execution
  * is found by string search (no JSON.parse of the whole order snapshot): the `"execution":{...}`

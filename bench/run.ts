@@ -18,7 +18,8 @@ import { type BenchCluster, durability, fdatasyncFigure, startCluster } from "./
 import { affinity, pinSelf } from "./procs.ts";
 import { startBlotter, startSocketIo, type Target } from "./targets.ts";
 
-const TARGETS = ["postgres", "kv", "socketio"] as const;
+/** kv-ws: Blotter on KV with every device on the app socket instead of the stream. */
+const TARGETS = ["postgres", "kv", "kv-ws", "socketio"] as const;
 
 /** `--warmup RATExSECONDS` (e.g. 500x5), or 0 for none. */
 function warmupOption(v: string): { rate: number; seconds: number } {
@@ -137,7 +138,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
             `(a 201 is on disk): ${await durability(cluster)}`,
         );
       }
-      if (name === "kv") {
+      if (name === "kv" || name === "kv-ws") {
         const dir = kvDir = await Deno.makeTempDir({ prefix: "blotter-bench-kv-" });
         cleanups.push(() => Deno.remove(dir, { recursive: true }));
       }
@@ -151,7 +152,8 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
         });
       } else {
         target = await startBlotter({
-          store: name,
+          store: name === "kv-ws" ? "kv" : name,
+          transport: name === "kv-ws" ? "ws" : "sse",
           databaseUrl: cluster?.url,
           kvDir: kvDir ?? undefined,
           users: o.users,

@@ -3,14 +3,20 @@
  * Blotter on the bench's Postgres cluster or on Deno KV, and the Socket.IO yardstick. Each says
  * how to open its devices' streams, how a report for report number n looks, and where it is.
  */
-import { type Device, openSocketIo, openSseStreams, type Streams } from "./clients.ts";
+import {
+  type Device,
+  openAppSockets,
+  openSocketIo,
+  openSseStreams,
+  type Streams,
+} from "./clients.ts";
 import type { Sink } from "./deliveries.ts";
 import { execId } from "./deliveries.ts";
 import { freePort, spawnPinned, treeCpuMicros } from "./procs.ts";
 
 /** A running system under test. */
 export interface Target {
-  name: "postgres" | "kv" | "socketio";
+  name: "postgres" | "kv" | "postgres-ws" | "kv-ws" | "socketio";
   pid: number;
   port: number;
   /** The inspector port a GC can be asked through, or null. */
@@ -51,6 +57,8 @@ async function post(base: string, path: string, token: string, body: unknown) {
  */
 export async function startBlotter(opts: {
   store: "postgres" | "kv";
+  /** How devices connect: the JSON stream (default) or the app socket. */
+  transport?: "sse" | "ws";
   databaseUrl?: string;
   kvDir?: string;
   users: number;
@@ -128,7 +136,7 @@ export async function startBlotter(opts: {
     throw err;
   }
   return {
-    name: opts.store,
+    name: opts.transport === "ws" ? `${opts.store}-ws` : opts.store,
     pid: server.pid,
     port,
     inspectPort,
@@ -142,7 +150,10 @@ export async function startBlotter(opts: {
       last_qty: "1",
       last_price: "187.50",
     }),
-    openStreams: (sink) => openSseStreams("127.0.0.1", port, devices, sink),
+    openStreams: (sink) =>
+      opts.transport === "ws"
+        ? openAppSockets("127.0.0.1", port, devices, sink)
+        : openSseStreams("127.0.0.1", port, devices, sink),
     cpuMicros: () => treeCpuMicros(server.pid),
     stop: server.stop,
   };
