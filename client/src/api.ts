@@ -40,14 +40,24 @@ export class Api {
       const headers: Record<string, string> = {};
       if (token) headers.authorization = `Bearer ${token}`;
       if (body !== undefined) headers["content-type"] = "application/json";
-      const res = await this.#fetch(`${this.o.baseUrl}${path}`, {
-        method,
-        headers,
-        credentials: "include",
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      const json = text ? JSON.parse(text) : null;
+      let res: Response;
+      try {
+        res = await this.#fetch(`${this.o.baseUrl}${path}`, {
+          method,
+          headers,
+          credentials: "include",
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      } catch (err) {
+        throw new BlotterError(0, "network", (err as Error).message ?? "the network failed");
+      }
+      const text = await res.text().catch(() => "");
+      let json = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        // Not Blotter's answer (a proxy's error page): the status still says what happened.
+      }
       if (res.ok) return json as T;
       // A 401 asks for the token once more (it may have just expired).
       if (res.status === 401 && again && typeof this.o.token === "function") continue;

@@ -9,7 +9,8 @@ import { type Api, expiryOf, Timers } from "./api.ts";
 import { type Live, type LiveHandlers, openSocket, openStream } from "./transports.ts";
 import type { Emitter } from "./events.ts";
 import { BlotterError, type ClientOptions, type ClientState, type ReloadReason } from "./types.ts";
-import { type OrderView, seqOf } from "./view.ts";
+import { onPageBack, parseStored, replaceWithList } from "./view_load.ts";
+import type { OrderView } from "./view.ts";
 
 type Transport = "websocket" | "sse" | "polling";
 
@@ -31,6 +32,9 @@ export class Follow {
   #running = false;
   #heartbeatMs = 15_000;
   #resumedFromFullId = false;
+  /** A reload under way: no connection opens meanwhile (it would start from the old position). */
+  #reloading = false;
+  #watching = false;
   readonly #timers = new Timers();
   /** The error that closed the client (bad credentials), for the app to show. */
   error: BlotterError | null = null;
@@ -56,11 +60,10 @@ export class Follow {
   async start(): Promise<void> {
     this.#running = true;
     this.error = null;
-    this.#watchPage();
-    const stored = await this.o.storage?.get();
+    this.#watching ||= onPageBack(() => this.#running && this.#reconnectNow());
+    const stored = parseStored(await this.o.storage?.get());
     if (stored) {
-      const { lastEventId, orders } = JSON.parse(stored);
-      this.view.replace(orders, lastEventId);
+      this.view.replace(stored.orders, stored.lastEventId);
       for (const o of this.view.orders()) this.events.emit("order", o, null);
     } else await this.#load("start");
     this.#connect();
@@ -84,13 +87,13 @@ export class Follow {
     if (!foreground) {
       this.#drop();
       this.#setState("paused");
-    } else this.#reconnectNow();
+    } else if (!this.#live) this.#reconnectNow(); // a healthy connection is kept
   }
 
   // --- the live connection ----------------------------------------------------------------------
 
   async #connect(): Promise<void> {
-    if (!this.#running || !this.#foreground || this.#live) return;
+    if (!this.#running || !this.#foreground || this.#live || this.#reloading) return;
     const transport = this.#transports[this.#tried];
     if (transport === "polling") {
       // Chosen, it is the transport; fallen back to, one round, then the live ones again.
@@ -127,7 +130,10 @@ export class Follow {
         this.#attempt = 0;
         this.#cameUp = true; // from now on a drop reconnects on this transport
         this.#authRetried = false;
-        this.#setState(this.#degraded ? "polling" : "live");
+        // A new connection starts healthy: the server says "degraded" again if it still is.
+        this.#degraded = false;
+        this.#timers.clear("poll");
+        this.#setState("live");
       },
       heartbeat: (ms) => {
         this.#heartbeatMs = ms;
@@ -166,7 +172,9 @@ export class Follow {
         if (why.status === 401 || why.code === 4401 || why.code === 4403) {
           // Credentials: asked once more (a refreshed token), then closed with the error.
           if (this.#authRetried || why.code === 4403) {
-            this.error = new BlotterError(why.status ?? 401, "unauthenticated", "signed out");
+            this.error = why.code === 4403
+              ? new BlotterError(403, "forbidden", "this device's session was revoked")
+              : new BlotterError(401, "unauthenticated", "the credentials were refused");
             this.#running = false;
             return this.#setState("closed");
           }
@@ -186,17 +194,20 @@ export class Follow {
   /** Reloads the list (a reset, a gap, a changed history), then connects again from it. */
   async #restart(why: ReloadReason): Promise<void> {
     this.#drop();
+    this.#reloading = true;
     try {
-      await this.#load(why);
+      await this.#load(why, true);
     } catch {
       return this.#retry();
+    } finally {
+      this.#reloading = false;
     }
     this.#connect();
   }
 
   /** Reconnects after a backoff with full jitter (or as the server asked). */
   #retry(afterS = 0): void {
-    if (!this.#running) return;
+    if (!this.#running || !this.#foreground) return;
     const offline =
       (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false;
     this.#setState(offline ? "offline" : "reconnecting");
@@ -228,8 +239,13 @@ export class Follow {
     const exp = expiryOf(token);
     if (exp === null || typeof this.o.token !== "function") return;
     const wait = Math.max((exp - Date.now()) * 0.8, exp - Date.now() - 30_000, 1_000);
+    // setTimeout holds at most ~24.8 days (longer fires at once): a far expiry is looked at again.
+    if (wait > 2 ** 31 - 1) {
+      return this.#timers.after("refresh", 2 ** 31 - 1, () => this.#scheduleRefresh(token));
+    }
     this.#timers.after("refresh", wait, async () => {
       const fresh = await this.api.token().catch(() => null);
+      if (!this.#running) return;
       if (fresh && this.#live?.refresh(fresh)) this.#scheduleRefresh(fresh);
       else this.#reconnectNow(); // the stream takes new credentials by reconnecting
     });
@@ -240,11 +256,13 @@ export class Follow {
     if (!this.#running || !this.#foreground) return;
     this.#setState("polling");
     try {
-      await this.#load(null);
+      // Alone (no live connection applying events), the list is the truth, even an older one.
+      await this.#load(null, this.#live === null);
       if (healthy) this.#attempt = 0;
     } catch {
       // The next round tries again.
     }
+    if (!this.#running || !this.#foreground) return;
     if (healthy || this.#degraded) this.#timers.after("poll", POLL_MS, () => this.#poll(healthy));
   }
 
@@ -261,39 +279,21 @@ export class Follow {
    * Reads every page of the list (all statuses: an order that ended must leave "open" too) and
    * replaces the view with it, at the first page's `last_event_id` (read with its rows).
    */
-  async #load(why: ReloadReason | null): Promise<void> {
-    const { orders, lastEventId } = await this.api.list();
-    // A poll that reads an older list than the view (events already applied past it) keeps it.
-    if (why === null && seqOf(lastEventId) < seqOf(this.view.lastEventId)) return;
-    const before = new Map(this.view.orders().map((o) => [o.id, JSON.stringify(o)]));
-    this.view.replace(orders, lastEventId);
-    if (why) this.events.emit("reload", why);
-    for (const o of orders) {
-      if (before.get(o.id) !== JSON.stringify(o)) this.events.emit("order", o, null);
-    }
-    this.#persist();
+  /** Replaces the view with the list, as `replaceWithList` decides; then saves it. */
+  async #load(why: ReloadReason | null, alone = true): Promise<void> {
+    const list = await this.api.list();
+    if (!this.#running) return;
+    if (replaceWithList(this.view, this.events, list, why, alone)) this.#persist();
   }
 
+  /** Saves the view at most every 250 ms (a steady flow of events still gets saved). */
   #persist(): void {
     const storage = this.o.storage;
-    if (!storage) return;
+    if (!storage || this.#timers.pending("persist")) return;
     this.#timers.after("persist", 250, () => storage.set(JSON.stringify(this.view.toJSON())));
   }
 
-  // --- plumbing ---------------------------------------------------------------------------------
-
   #setState(state: ClientState): void {
     if (state !== this.#state) (this.#state = state, this.events.emit("state", state));
-  }
-
-  /** Browsers: reconnect at once when the network returns or a page comes back from the bfcache. */
-  #watchPage(): void {
-    const g = globalThis as unknown as {
-      addEventListener?: (type: string, fn: (e: { persisted?: boolean }) => void) => void;
-      document?: unknown;
-    };
-    if (!g.addEventListener || !g.document) return;
-    g.addEventListener("online", () => this.#running && this.#reconnectNow());
-    g.addEventListener("pageshow", (e) => e.persisted && this.#running && this.#reconnectNow());
   }
 }

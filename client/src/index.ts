@@ -79,9 +79,18 @@ export class BlotterClient {
     this.#follow.setForeground(foreground);
   }
 
-  /** Places an order (idempotent: a `client_order_id` is made when none is given). */
-  place(request: OrderRequest): Promise<Order> {
-    return this.#api.call("POST", "/api/v1/orders", { client_order_id: uuid(), ...request });
+  /**
+   * Places an order. Idempotent: a `client_order_id` is made when none is given, and a request
+   * lost to the network is sent once more with the same one (the server answers the same order).
+   */
+  async place(request: OrderRequest): Promise<Order> {
+    const body = { client_order_id: uuid(), ...request };
+    try {
+      return await this.#api.call("POST", "/api/v1/orders", body);
+    } catch (err) {
+      if ((err as BlotterError).status !== 0) throw err;
+      return await this.#api.call("POST", "/api/v1/orders", body);
+    }
   }
 
   /** Asks to cancel an order. */

@@ -63,6 +63,8 @@ export function openSocket(
     else if (m.op === "status") h.status(m.realtime);
   };
   ws.onclose = (e) => end({ code: e.code });
+  // The close event follows every failure; a listener must exist (Node's `ws` throws without one).
+  ws.onerror = () => {};
   return {
     close() {
       done = true;
@@ -97,11 +99,14 @@ export function openStream(o: LiveOptions, fetchFn: typeof fetch, h: LiveHandler
       return end({ status: res.status, retryAfter: Number(res.headers.get("retry-after")) || 0 });
     }
     h.ready();
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    // TextDecoder, not TextDecoderStream: React Native's Hermes has the one, not the other.
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
-      const { done: over, value } = await reader.read();
+      const { done: over, value: bytes } = await reader.read();
       if (over) break;
+      const value = decoder.decode(bytes, { stream: true });
       h.alive();
       // Blotter ends lines with LF alone (a CR is left to the line's value and trimmed there).
       buffer += value;

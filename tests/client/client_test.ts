@@ -396,6 +396,10 @@ Deno.test("client: in the background push alerts reach the device; in the foregr
     await report(server.url, placed.id, "pp-2"); // a fill: alert-worthy, but the socket is open
     await eventually(() => client.order(placed.id)?.filled_qty === "1");
     client.setForeground(false);
+    // The server learns the socket closed a moment later: only then is the device in the background.
+    await eventually(async () =>
+      /^blotter_open_streams 0$/m.test(await (await fetch(`${server.url}/metrics`)).text())
+    );
     await report(server.url, placed.id, "pp-3");
     await eventually(() => push.received.length === 1, 10_000);
     assert.ok(push.received[0].vapidOk, "the alert's VAPID signature did not verify");
@@ -453,4 +457,24 @@ Deno.test("client: order actions are idempotent and refusals are typed; a stored
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("client: a proxy's error page and a lost network are typed refusals too", async () => {
+  const proxy502 = (() =>
+    Promise.resolve(
+      new Response("<html>Bad gateway</html>", { status: 502, headers: { "retry-after": "7" } }),
+    )) as typeof fetch;
+  const a = new BlotterClient({ baseUrl: "http://blotter.test", token: "t", fetch: proxy502 });
+  const refused = await a.cancel("x").catch((e) => e);
+  assert.equal(refused.name, "BlotterError");
+  assert.equal(refused.status, 502);
+  assert.equal(refused.retryAfter, 7);
+  let sent = 0;
+  const offline = (() => (sent++, Promise.reject(new TypeError("network down")))) as typeof fetch;
+  const b = new BlotterClient({ baseUrl: "http://blotter.test", token: "t", fetch: offline });
+  const lost = await b.place({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "1" })
+    .catch((e) => e);
+  assert.equal(lost.name, "BlotterError");
+  assert.equal(lost.status, 0);
+  assert.equal(sent, 2, "a placement lost to the network is sent once more, with the same id");
 });
