@@ -93,37 +93,41 @@ export interface Sink {
 }
 
 /**
- * A reader for one device of Blotter's app socket: each text frame one message; an event's
- * execution and seq found by string search, as the SSE reader does.
+ * Records one event's delivery to a device: its execution found by string search in `json` (no
+ * JSON.parse of the whole order snapshot: the `"execution":{...}` object is flat, so its `id` and
+ * `at` lie before the next `}`), in order when its seq follows the device's last. Answers the
+ * device's last seq now.
  */
+function recordDelivery(d: Deliveries, slot: number, json: string, seq: number, lastSeq: number) {
+  const x = json.indexOf('"execution":{');
+  if (x < 0) return lastSeq; // status events and the like carry no execution
+  const body = json.slice(x, json.indexOf("}", x));
+  const idAt = body.indexOf('"id":"') + 6;
+  const atAt = body.indexOf('"at":"') + 6;
+  d.record(
+    slot,
+    body.slice(idAt, body.indexOf('"', idAt)),
+    Date.parse(body.slice(atAt, body.indexOf('"', atAt))),
+    Date.now(),
+    lastSeq === 0 || seq === lastSeq + 1,
+  );
+  return Math.max(seq, lastSeq);
+}
+
+/** A reader for one device of Blotter's app socket: each text frame one message. */
 export function socketReader(sink: Sink, slot: number): (text: string) => void {
   let lastSeq = 0;
   return (text) => {
     const d = sink.current;
     const e = text.indexOf('"event":{"id":"');
-    const x = text.indexOf('"execution":{');
-    if (!d || e < 0 || x < 0) return;
-    const seq = Number.parseInt(text.slice(e + 15), 10);
-    const body = text.slice(x, text.indexOf("}", x));
-    const idAt = body.indexOf('"id":"') + 6;
-    const atAt = body.indexOf('"at":"') + 6;
-    const inOrder = lastSeq === 0 || seq === lastSeq + 1;
-    if (seq > lastSeq) lastSeq = seq;
-    d.record(
-      slot,
-      body.slice(idAt, body.indexOf('"', idAt)),
-      Date.parse(body.slice(atAt, body.indexOf('"', atAt))),
-      Date.now(),
-      inOrder,
-    );
+    if (!d || e < 0) return;
+    lastSeq = recordDelivery(d, slot, text, Number.parseInt(text.slice(e + 15), 10), lastSeq);
   };
 }
 
 /**
  * A minimal SSE reader for one device of a Blotter JSON stream: lines, `id:` and `data:`, a blank
- * line ends an event; comments (`: ping`), `retry:` and `event:` are skipped. An event's execution
- * is found by string search (no JSON.parse of the whole order snapshot): the `"execution":{...}`
- * object is flat, so its `id` and `at` lie before the next `}`.
+ * line ends an event; comments (`: ping`), `retry:` and `event:` are skipped.
  */
 export function sseReader(sink: Sink, slot: number): (chunk: string) => void {
   let buf = "";
@@ -132,21 +136,7 @@ export function sseReader(sink: Sink, slot: number): (chunk: string) => void {
   let data = "";
   const dispatch = () => {
     const d = sink.current;
-    const x = data.indexOf('"execution":{');
-    if (!d || x < 0) return; // status events and the like carry no execution
-    const end = data.indexOf("}", x);
-    const body = data.slice(x, end);
-    const idAt = body.indexOf('"id":"') + 6;
-    const atAt = body.indexOf('"at":"') + 6;
-    const inOrder = lastSeq === 0 || id === lastSeq + 1;
-    if (id > lastSeq) lastSeq = id;
-    d.record(
-      slot,
-      body.slice(idAt, body.indexOf('"', idAt)),
-      Date.parse(body.slice(atAt, body.indexOf('"', atAt))),
-      Date.now(),
-      inOrder,
-    );
+    if (d) lastSeq = recordDelivery(d, slot, data, id, lastSeq);
   };
   return (chunk) => {
     buf += chunk;

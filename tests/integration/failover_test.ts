@@ -105,26 +105,48 @@ async function readyz(server: Server): Promise<number> {
   return res.status;
 }
 
+type Standby = Awaited<ReturnType<typeof makeStandby>>;
+
+/**
+ * A primary and its streaming standby (synchronous or not), and Blotter on a URL naming both;
+ * `drill` runs with them, and everything is removed after, the streams it opened closed first.
+ */
+async function withStandby(
+  sync: boolean,
+  drill: (
+    c: { primary: TestCluster; standby: Standby; server: Server; streams: SseClient[] },
+  ) => Promise<void>,
+): Promise<void> {
+  const primary = await makeCluster(sync ? { settings: ["synchronous_standby_names='*'"] } : {});
+  let standby: Standby | undefined;
+  let server: Server | undefined;
+  const streams: SseClient[] = [];
+  try {
+    await primary.start();
+    standby = await makeStandby(primary);
+    await standby.start();
+    await replicating(primary, sync);
+    server = await spawnServer({
+      AUTH_MODE: "dev",
+      DATABASE_URL: bothOf(primary, standby),
+      INGEST_TOKEN,
+      RATE_LIMIT: "off",
+    });
+    await drill({ primary, standby, server, streams });
+  } finally {
+    for (const s of streams) s.close();
+    await server?.stop();
+    await standby?.remove();
+    await primary.remove();
+  }
+}
+
 Deno.test({
   name: "failover, synchronous: every 201 survives the primary, streams go on without a gap",
   ignore: pgBin() === null,
-  async fn() {
-    const primary = await makeCluster({ settings: ["synchronous_standby_names='*'"] });
-    let standby: Awaited<ReturnType<typeof makeStandby>> | undefined;
-    let server: Server | undefined;
-    const streams: SseClient[] = [];
-    try {
-      await primary.start();
-      standby = await makeStandby(primary);
-      await standby.start();
-      await replicating(primary, true);
-      server = await spawnServer({
-        AUTH_MODE: "dev",
-        DATABASE_URL: bothOf(primary, standby),
-        INGEST_TOKEN,
-        RATE_LIMIT: "off",
-      });
-      const traders = await Promise.all(["ann", "bob", "cy"].map((n) => trader(server!, n)));
+  fn: () =>
+    withStandby(true, async ({ primary, standby, server, streams }) => {
+      const traders = await Promise.all(["ann", "bob", "cy"].map((n) => trader(server, n)));
       for (const t of traders) streams.push(await open(server, t.token, "/api/v1/stream", "1"));
 
       // Several senders, each report a fresh exec_id; every answer is kept.
@@ -139,7 +161,7 @@ Deno.test({
             sent++;
             answers.set(execId, {
               orderId: t.orderId,
-              status: await report(server!, t.orderId, execId),
+              status: await report(server, t.orderId, execId),
             });
           }
         })());
@@ -149,10 +171,10 @@ Deno.test({
 
       await primary.stop("immediate");
       // No primary: not ready, and nothing is written to the standby (it would answer 500).
-      await eventually(async () => (await readyz(server!)) === 503, 20_000);
+      await eventually(async () => (await readyz(server)) === 503, 20_000);
       const beforePromotion = count(201);
       await standby.promote();
-      await eventually(async () => (await readyz(server!)) === 200, 30_000);
+      await eventually(async () => (await readyz(server)) === 200, 30_000);
       await eventually(() => count(201) >= beforePromotion + 200, 30_000);
       sending = false;
       await Promise.all(senders);
@@ -183,34 +205,14 @@ Deno.test({
         const after = log.filter((e) => e.seq > 1).map((e) => e.id);
         assert.deepEqual(got.map((m) => m.id), after, `${t.name}: the stream's events differ`);
       }
-    } finally {
-      for (const s of streams) s.close();
-      await server?.stop();
-      await standby?.remove();
-      await primary.remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "failover, asynchronous with a lost tail: who saw the lost events gets reset, no one a mix",
   ignore: pgBin() === null,
-  async fn() {
-    const primary = await makeCluster();
-    let standby: Awaited<ReturnType<typeof makeStandby>> | undefined;
-    let server: Server | undefined;
-    const streams: SseClient[] = [];
-    try {
-      await primary.start();
-      standby = await makeStandby(primary);
-      await standby.start();
-      await replicating(primary, false);
-      server = await spawnServer({
-        AUTH_MODE: "dev",
-        DATABASE_URL: bothOf(primary, standby),
-        INGEST_TOKEN,
-        RATE_LIMIT: "off",
-      });
+  fn: () =>
+    withStandby(false, async ({ primary, standby, server, streams }) => {
       const ann = await trader(server, "ann"); // sees the events the failover loses
       const bob = await trader(server, "bob"); // sees none of them
       for (let i = 0; i < 3; i++) {
@@ -239,7 +241,7 @@ Deno.test({
       await primary.stop("immediate");
       await standby.start();
       await standby.promote();
-      await eventually(async () => (await readyz(server!)) === 200, 30_000);
+      await eventually(async () => (await readyz(server)) === 200, 30_000);
 
       // The new primary's history grows past what ann's streams showed, under the same seqs.
       for (let i = 0; i < 5; i++) {
@@ -294,11 +296,5 @@ Deno.test({
         received(shared).map((m) => m.id),
         annNow.filter((e) => e.seq > annKept.seq).map((e) => e.id),
       );
-    } finally {
-      for (const s of streams) s.close();
-      await server?.stop();
-      await standby?.remove();
-      await primary.remove();
-    }
-  },
+    }),
 });

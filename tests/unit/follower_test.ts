@@ -58,6 +58,21 @@ function reader(stream: EventStream) {
   };
 }
 
+/** A JSON stream of `userId`'s, live from now. */
+function streamOf(store: Store, hub: Hub, userId: string): EventStream {
+  return new EventStream({
+    userId,
+    sessionId: "s1",
+    store,
+    hub,
+    format: JSON_EVENTS,
+    resumeFrom: null,
+    queueLimit: 100,
+    retryMs: 1_000,
+    heartbeatMs: 15_000,
+  });
+}
+
 async function report(store: Store, orderId: string, execId: string, type: string) {
   const r = await store.applyReport(
     ExecutionReport.parse({
@@ -79,17 +94,7 @@ Deno.test("follower: a catch-up read before the stream moved on does not reset i
     OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "5" }),
     new Date(),
   );
-  const stream = new EventStream({
-    userId: "ann",
-    sessionId: "s1",
-    store,
-    hub,
-    format: JSON_EVENTS,
-    resumeFrom: null,
-    queueLimit: 100,
-    retryMs: 1_000,
-    heartbeatMs: 15_000,
-  });
+  const stream = streamOf(store, hub, "ann");
   const read = reader(stream);
   try {
     await stream.open(); // live at seq 1
@@ -121,17 +126,7 @@ Deno.test("follower: an event at the stream's seq under another id resets it fir
     OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "5" }),
     new Date(),
   );
-  const stream = new EventStream({
-    userId: "bea",
-    sessionId: "s1",
-    store,
-    hub,
-    format: JSON_EVENTS,
-    resumeFrom: null,
-    queueLimit: 100,
-    retryMs: 1_000,
-    heartbeatMs: 15_000,
-  });
+  const stream = streamOf(store, hub, "bea");
   const read = reader(stream);
   try {
     await stream.open(); // live at seq 1, whose id the store holds
