@@ -35,6 +35,8 @@ t(
         c.orders().length === 1 && c.messages.some((m) => m.comment === "ping")
       );
       assert.equal(stream.messages[0].retry, 1000);
+      // The first comment names the heartbeat: three silent intervals mean a dead connection.
+      assert.equal(stream.messages.find((m) => m.comment)?.comment, "heartbeat_ms=50");
       const msg = stream.messages.find((m) => m.event === "order")!;
       // CONTRACT: the id is SEQ.TAG, the event's own (random bits fixed at commit).
       assert.match(msg.id!, /^1\.[A-Za-z0-9_-]{6,16}$/);
