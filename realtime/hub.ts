@@ -169,7 +169,11 @@ export class Hub {
         due = (due + 1) % count;
       });
     }
-    options.metrics?.gauge("blotter_open_streams", "Open SSE streams", () => this.#count);
+    options.metrics?.gauge(
+      "blotter_open_streams",
+      "Open streams and app sockets",
+      () => this.#count,
+    );
   }
 
   /**

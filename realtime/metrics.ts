@@ -122,10 +122,10 @@ export class Histogram {
 export class Metrics {
   readonly #all: Array<{ render(): string[] }> = [];
 
-  /** Events written to streams, by stream format (json | html). */
+  /** Events sent, by `format`: json and html (the streams), socket (the app socket). */
   readonly eventsDelivered = this.counter(
     "blotter_events_delivered_total",
-    "Events written to SSE streams",
+    "Events sent to streams and app sockets, by format",
   );
   /** Commit-to-write latency of delivered events, in seconds. */
   readonly deliveryLatency = this.histogram(
