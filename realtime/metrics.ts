@@ -166,11 +166,12 @@ export class Metrics {
   );
   /**
    * Alert-worthy events by `outcome`: claimed (this instance sends its alerts), claimed_elsewhere
-   * (another instance does), dropped_queue_full.
+   * (another instance does), no_target (every device of the user was watching, or has none),
+   * dropped_queue_full.
    */
   readonly pushEvents = this.counter(
     "blotter_push_events_total",
-    "Alert-worthy events by outcome (claimed, claimed_elsewhere, dropped_queue_full)",
+    "Alert-worthy events by outcome (claimed, claimed_elsewhere, no_target, dropped_queue_full)",
   );
 
   /** Registers a counter. */

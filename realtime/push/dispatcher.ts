@@ -139,7 +139,10 @@ export async function createPushDispatcher(deps: {
 
   const expand = async ({ user_id, event }: UserEvent) => {
     const { subs, devices } = await targetsOf(user_id);
-    if (subs.length + devices.length === 0) return;
+    if (subs.length + devices.length === 0) {
+      metrics.pushEvents.inc({ outcome: "no_target" });
+      return;
+    }
     // Every instance hears every event; only the one that claims it sends the alerts.
     if (!(await store.claimAlert(user_id, event.seq, new Date()))) {
       metrics.pushEvents.inc({ outcome: "claimed_elsewhere" });

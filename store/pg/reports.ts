@@ -157,7 +157,8 @@ export class ReportGroups {
     try {
       const w = await this.writers.acquire();
       try {
-        await loadMissing(this.ctx, w.sql, [...new Set(missing.map((p) => p.report.order_id))]);
+        const ids = [...new Set(missing.map((p) => p.report.order_id))];
+        await this.writers.within(w, loadMissing(this.ctx, w.sql, ids));
       } finally {
         this.writers.release(w);
       }
@@ -178,7 +179,7 @@ export class ReportGroups {
   async #writeFast(plan: FastPlan<PendingReport>): Promise<boolean> {
     const w = await this.writers.acquire();
     try {
-      await fastWrite(this.ctx, w.sql, plan);
+      await this.writers.within(w, fastWrite(this.ctx, w.sql, plan));
     } catch (err) {
       for (const u of plan.fromSeq.keys()) this.ctx.cache.forget(u);
       if (!isConnectionError(err)) {

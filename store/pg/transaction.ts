@@ -17,6 +17,14 @@ import {
 
 /** Write transactions run on this many connections of their own (see `write`). */
 const WRITERS = 6;
+/**
+ * A step of a write (a round trip) that has not answered in this long is given up: its writer's
+ * connection is replaced and the write answered 503 (its outcome unknown: the caller's retry is
+ * idempotent). Seen in the failover drill: after a primary was killed and a standby promoted, a
+ * writer now and then never answered again, and with one report group in flight at a time every
+ * later report waited behind it for ever.
+ */
+const WRITE_STALL_MS = 10_000;
 
 /** A one-connection pool for transactions; `generation` counts its connection's closes. */
 interface Writer {
@@ -41,7 +49,7 @@ export class Writers {
    */
   constructor(
     count: number,
-    open: (onclose: () => void) => Sql,
+    private readonly open: (onclose: () => void) => Sql,
     private readonly onLost: () => void = () => {},
     private readonly maxWaiting = DEFAULT_WRITE_QUEUE_LIMIT,
   ) {
@@ -66,6 +74,31 @@ export class Writers {
     const next = this.#waiting.shift();
     if (next) next(w);
     else this.#idle.push(w);
+  }
+
+  /**
+   * `work` on writer `w`, bounded by WRITE_STALL_MS: past it the writer gets a new connection
+   * (the old one is ended, and whatever it still owes is dropped) and this rejects as a lost
+   * connection.
+   */
+  async within<T>(w: Writer, work: PromiseLike<T>): Promise<T> {
+    const settled = Promise.resolve(work);
+    settled.catch(() => {}); // given up on, it may still reject: nobody is waiting then
+    let stall: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      stall = setTimeout(() => {
+        const old = w.sql;
+        w.generation++;
+        w.sql = this.open(() => w.generation++);
+        old.end({ timeout: 0 }).catch(() => {});
+        reject(connectionLost());
+      }, WRITE_STALL_MS);
+    });
+    try {
+      return await Promise.race([settled, stalled]);
+    } finally {
+      clearTimeout(stall);
+    }
   }
 
   /** Says a write's connection was lost with its outcome unknown (see the constructor). */
@@ -147,14 +180,14 @@ export async function write<T, L extends { seq: string }>(
   const tx = w.sql as unknown as Tx;
   try {
     try {
-      const [, locked] = await Promise.all([w.sql.unsafe("begin"), lock(tx)]);
-      const { result, write } = await decide(tx, locked);
+      const [, locked] = await writers.within(w, Promise.all([w.sql.unsafe("begin"), lock(tx)]));
+      const { result, write } = await writers.within(w, decide(tx, locked));
       // If the connection dropped after BEGIN, the reads above ran on a new one outside the
       // transaction and the lock is gone: write nothing.
       if (w.generation !== generation) throw connectionLost();
       // Both answered: the commit happened. (A drop after this point changes nothing; calling it
       // a failure would make clients retry what is already stored.)
-      await Promise.all([write, w.sql.unsafe("commit")]);
+      await writers.within(w, Promise.all([write, w.sql.unsafe("commit")]));
       return result;
     } catch (err) {
       // After a query's own failure the transaction is open (aborted): end it. After the

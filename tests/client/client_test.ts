@@ -395,6 +395,12 @@ Deno.test("client: in the background push alerts reach the device; in the foregr
     await report(server.url, placed.id, "pp-1", "new");
     await report(server.url, placed.id, "pp-2"); // a fill: alert-worthy, but the socket is open
     await eventually(() => client.order(placed.id)?.filled_qty === "1");
+    // The dispatcher looks at who is watching when it takes the event up: let it, before going.
+    await eventually(async () =>
+      /blotter_push_events_total\{outcome="no_target"\} 1/.test(
+        await (await fetch(`${server.url}/metrics`)).text(),
+      )
+    );
     client.setForeground(false);
     // The server learns the socket closed a moment later: only then is the device in the background.
     await eventually(async () =>

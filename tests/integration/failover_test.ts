@@ -133,6 +133,10 @@ async function withStandby(
       RATE_LIMIT: "off",
     });
     await drill({ primary, standby, server, streams });
+  } catch (err) {
+    // What the server said is what a failure here needs to be understood.
+    console.error(server?.output().split("\n").slice(-40).join("\n"));
+    throw err;
   } finally {
     for (const s of streams) s.close();
     await server?.stop();
@@ -167,17 +171,22 @@ Deno.test({
         })());
       const count = (status: number) =>
         [...answers.values()].filter((a) => a.status === status).length;
-      await eventually(() => count(201) >= 200, 20_000);
-
-      await primary.stop("immediate");
-      // No primary: not ready, and nothing is written to the standby (it would answer 500).
-      await eventually(async () => (await readyz(server)) === 503, 20_000);
-      const beforePromotion = count(201);
-      await standby.promote();
-      await eventually(async () => (await readyz(server)) === 200, 30_000);
-      await eventually(() => count(201) >= beforePromotion + 200, 30_000);
-      sending = false;
-      await Promise.all(senders);
+      try {
+        await eventually(() => count(201) >= 200, 20_000);
+        await failOver();
+      } finally {
+        sending = false;
+        await Promise.all(senders);
+      }
+      async function failOver() {
+        await primary.stop("immediate");
+        // No primary: not ready, and nothing is written to the standby (it would answer 500).
+        await eventually(async () => (await readyz(server)) === 503, 20_000);
+        const beforePromotion = count(201);
+        await standby.promote();
+        await eventually(async () => (await readyz(server)) === 200, 30_000);
+        await eventually(() => count(201) >= beforePromotion + 200, 30_000);
+      }
 
       const statuses = new Set([...answers.values()].map((a) => a.status));
       for (const s of statuses) assert.ok([201, 503].includes(s), `a report was answered ${s}`);
