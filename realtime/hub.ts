@@ -169,11 +169,7 @@ export class Hub {
         due = (due + 1) % count;
       });
     }
-    options.metrics?.gauge(
-      "blotter_open_streams",
-      "Open streams and app sockets",
-      () => this.#count,
-    );
+    options.metrics?.gauge("blotter_open_streams", "Open streams and sockets", () => this.#count);
   }
 
   /**
