@@ -54,9 +54,7 @@ export async function openSseStreams(
         open.delete(req);
       });
     });
-  for (let i = 0; i < devices.length; i += parallel) {
-    await Promise.all(devices.slice(i, i + parallel).map(one));
-  }
+  await inBatches(devices, parallel, one);
   return {
     count: () => open.size,
     close: () => {
@@ -91,9 +89,7 @@ export async function openAppSockets(
         if (!open.delete(ws)) reject(new Error(`socket closed ${e.code} before ready`));
       };
     });
-  for (let i = 0; i < devices.length; i += parallel) {
-    await Promise.all(devices.slice(i, i + parallel).map(one));
-  }
+  await inBatches(devices, parallel, one);
   return {
     count: () => open.size,
     close: () => {
@@ -111,27 +107,30 @@ export async function openSocketIo(
   parallel = 200,
 ): Promise<Streams> {
   const sockets: Socket[] = [];
-  for (let i = 0; i < devices.length; i += parallel) {
-    await Promise.all(
-      devices.slice(i, i + parallel).map((d) => {
-        const socket = connect(url, {
-          transports: ["websocket"],
-          auth: { user: d.user },
-          reconnection: false,
-        });
-        sockets.push(socket);
-        socket.on("execution", (r: { exec_id: string; at: string }) => {
-          sink.current?.record(d.slot, r.exec_id, Date.parse(r.at), Date.now(), true);
-        });
-        return new Promise((resolve, reject) => {
-          socket.once("connect", () => resolve(null));
-          socket.once("connect_error", reject);
-        });
-      }),
-    );
-  }
+  await inBatches(devices, parallel, (d) => {
+    const socket = connect(url, {
+      transports: ["websocket"],
+      auth: { user: d.user },
+      reconnection: false,
+    });
+    sockets.push(socket);
+    socket.on("execution", (r: { exec_id: string; at: string }) => {
+      sink.current?.record(d.slot, r.exec_id, Date.parse(r.at), Date.now(), true);
+    });
+    return new Promise((resolve, reject) => {
+      socket.once("connect", () => resolve(null));
+      socket.once("connect_error", reject);
+    });
+  });
   return {
     count: () => sockets.filter((s) => s.connected).length,
     close: () => sockets.forEach((s) => s.disconnect()),
   };
+}
+
+/** Runs `one` for every device, `parallel` at a time (so a listen backlog is not flooded). */
+async function inBatches<D>(devices: D[], parallel: number, one: (d: D) => Promise<unknown>) {
+  for (let i = 0; i < devices.length; i += parallel) {
+    await Promise.all(devices.slice(i, i + parallel).map(one));
+  }
 }

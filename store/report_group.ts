@@ -113,7 +113,9 @@ export function decideGroup<First>(
     if (events.length > 0) {
       if (!decision.fromSeq.has(owner)) decision.fromSeq.set(owner, from);
       seqs.set(owner, events[events.length - 1].seq);
-      decision.events.set(owner, [...(decision.events.get(owner) ?? []), ...events]);
+      const theirs = decision.events.get(owner);
+      if (theirs) theirs.push(...events);
+      else decision.events.set(owner, [...events]);
     }
     for (const { order } of outcome.steps) {
       // A replacement is known from here on, for the reports after this one.

@@ -256,6 +256,17 @@ export class SseClient {
   }
 }
 
+/**
+ * A port nothing listens on right now (for a server that must come back on the same port; a port
+ * picked in advance can be taken meanwhile, so prefer port 0 where the port need not be known).
+ */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** Polls until `check` returns a value that is not undefined/false (bounded; no timing asserts). */
 export async function eventually<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,

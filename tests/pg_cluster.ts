@@ -4,6 +4,7 @@
  * a database without touching the shared one on 5432. Made but not started: the test decides.
  * initdb and postgres refuse root, so as root they run as the `postgres` OS user.
  */
+import { freePort } from "./helpers.ts";
 
 /** A cluster a test made; `remove()` stops it and deletes every file of it. */
 export interface TestCluster {
@@ -46,13 +47,6 @@ async function run(bin: string, args: string[]): Promise<string> {
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`${argv.join(" ")} failed:\n${text}`);
   return text;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /**

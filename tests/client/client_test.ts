@@ -11,17 +11,18 @@ import { gzipSync } from "node:zlib";
 import { sign } from "hono/utils/jwt/jwt";
 import { BlotterClient, type ClientState, type Order } from "../../client/src/index.ts";
 import { fakePushService } from "../fakes/web_push_fake.ts";
-import { api, eventually, INGEST_TOKEN, login, spawnServer, SseClient } from "../helpers.ts";
+import {
+  api,
+  eventually,
+  freePort,
+  INGEST_TOKEN,
+  login,
+  spawnServer,
+  SseClient,
+} from "../helpers.ts";
 
 type Server = Awaited<ReturnType<typeof spawnServer>>;
 const TRANSPORTS = ["websocket", "sse", "polling"] as const;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** A Blotter process on a fixed port with its own KV file, so it can be stopped and started. */
 async function blotterAt(port: number, kvPath: string, env: Record<string, string> = {}) {

@@ -4,7 +4,7 @@
  * as push takes over) then shown again (it catches up).
  */
 import assert from "node:assert/strict";
-import { api, eventually, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
+import { api, eventually, freePort, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
 import { launch, NO_BROWSER } from "./browser.ts";
 
 const ROOT = new URL("../..", import.meta.url);
@@ -53,9 +53,7 @@ Deno.test({
     assert.ok(built.success, new TextDecoder().decode(built.stderr));
     const js = await Deno.readTextFile(new URL("client/dist/index.js", ROOT));
     const dir = await Deno.makeTempDir();
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
+    const port = freePort();
     const env = {
       AUTH_MODE: "dev",
       KV_PATH: `${dir}/blotter.kv`,
