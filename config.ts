@@ -51,6 +51,9 @@ const Env = z.object({
   STREAM_QUEUE_LIMIT: positiveInt.default(1000),
   WRITE_QUEUE_LIMIT: positiveInt.default(5000),
   PUBLIC_ORIGIN: z.url().optional(),
+  EVENT_BUS_URL: z.string()
+    .regex(/^nats:\/\/[^\s,]+(\s*,\s*nats:\/\/[^\s,]+)*$/, "must be nats://HOST:PORT[,…]")
+    .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   // Native push (FCM, APNs): checked as a group in config_native.ts, listed here for ENV_NAMES.
   ...Object.fromEntries(NATIVE_ENV_NAMES.map((n) => [n, z.string().optional()])) as Record<
@@ -117,6 +120,8 @@ export interface Config {
   readonly streamQueueLimit: number;
   /** Reports and order actions waiting to be written at once; past it they are answered 503. */
   readonly writeQueueLimit: number;
+  /** NATS servers the instances exchange events over (Postgres only); null: LISTEN/NOTIFY. */
+  readonly eventBusUrl: string | null;
   /** This site's own origin, for the CSRF check behind a proxy; null: the request's own. */
   readonly publicOrigin: string | null;
   readonly logLevel: "debug" | "info" | "warn" | "error";
@@ -170,6 +175,12 @@ export function loadConfig(
       "AUTH_MODE: jwt needs one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL",
     );
   }
+  if (raw.EVENT_BUS_URL && !raw.DATABASE_URL) {
+    problems.push(
+      "EVENT_BUS_URL: needs DATABASE_URL (the bus joins instances sharing one Postgres; the KV " +
+        "store is one instance)",
+    );
+  }
   if (Boolean(raw.VAPID_PUBLIC_KEY) !== Boolean(raw.VAPID_PRIVATE_KEY)) {
     problems.push("VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY: give both or neither");
   }
@@ -221,6 +232,7 @@ export function loadConfig(
     maxStreams: e.MAX_STREAMS ?? null,
     streamQueueLimit: e.STREAM_QUEUE_LIMIT,
     writeQueueLimit: e.WRITE_QUEUE_LIMIT,
+    eventBusUrl: e.EVENT_BUS_URL ?? null,
     publicOrigin: e.PUBLIC_ORIGIN ?? null,
     logLevel: e.LOG_LEVEL,
     fcm,

@@ -13,6 +13,7 @@ import {
 import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
 import { startFeed } from "./realtime/feed.ts";
+import { registerStoreMetrics } from "./realtime/store_metrics.ts";
 import { Metrics } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
@@ -70,22 +71,14 @@ export async function assembleBlotter(
   const store = given.store ?? await openStore(config, log);
   const metrics = given.metrics ?? new Metrics();
   const processMetrics = registerProcessMetrics(metrics);
-  metrics.readCounter(
-    "blotter_store_disk_full_writes_total",
-    "Reports and order actions refused with 503 because the store's disk was full",
-    () => store.writesRefusedDiskFull,
-  );
-  metrics.readCounter(
-    "blotter_report_fallbacks_total",
-    "Report groups that could not go their first way, by reason (store/common.ts Fallbacks)",
-    () => [...store.reportFallbacks()].map(([reason, n]) => [{ reason }, n] as const),
-  );
+  registerStoreMetrics(metrics, store);
   const hub = new Hub({
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxStreams: given.maxStreams ?? config.maxStreams ?? undefined,
     heartbeatMs: config.heartbeatMs,
     metrics,
     log,
+    interest: store.changes,
   });
   const push = await createPushDispatcher({ config, store, hub, metrics, log });
   const feed = startFeed({ store, hub, push, log });

@@ -117,6 +117,9 @@ export abstract class Follower implements Subscriber {
 
   async #start(): Promise<void> {
     const { store, resumeFrom, hub } = this.options;
+    // The user's events from other instances flow here before the log is read (the event bus).
+    await hub.watching(this.userId);
+    if (this.closed) return;
     const opening = await openingFor(store, this.userId, resumeFrom);
     this.at = opening.at;
     this.opened(opening.at);

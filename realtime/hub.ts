@@ -8,7 +8,11 @@ import { Episode, type Logger, silentLogger } from "../log.ts";
 import { AppError } from "../orders/errors.ts";
 import type { OrderEvent } from "../orders/model.ts";
 import type { Metrics } from "./metrics.ts";
+import type { ChangeSource } from "../store/store.ts";
+import { Heartbeat, type Ticker } from "./heartbeat.ts";
 import { SharedFrames } from "./sse_frame.ts";
+
+export type { Ticker } from "./heartbeat.ts";
 
 /** Whether events are arriving live, as `status` events tell clients. */
 export interface RealtimeStatus {
@@ -81,30 +85,11 @@ export interface HubOptions {
   /** What drives the heartbeat (tests drive it by hand); an unref'd interval by default. */
   ticker?: Ticker;
   metrics?: Metrics;
+  /** Whom to tell that this instance serves a user, or no longer does (the store's changes). */
+  interest?: Pick<ChangeSource, "watch" | "unwatch">;
   /** Where refusals at `maxStreams` are told, once per burst. */
   log?: Logger;
 }
-
-/**
- * How often the heartbeat timer ticks at most (an interval under 1 s ticks ten times in it, one
- * over 15 s every interval/150). Each tick beats one slice of the streams, and each stream is in
- * one slice, so every stream still gets one heartbeat per interval while no tick
- * writes to all of them: at 5,000 streams one tick for all blocked the event loop for ~100 ms
- * every interval, and every report arriving meanwhile waited that long (the bench's p99).
- */
-const HEARTBEAT_TICK_MS = 100;
-/** At most this many slices (a long HEARTBEAT_MS ticks less often instead of holding more). */
-const MAX_HEARTBEAT_SLICES = 150;
-
-/** Calls `tick` every `ms` until the function it answers is called. */
-export type Ticker = (ms: number, tick: () => void) => () => void;
-
-/** The real clock: an interval that alone does not keep the process (or a test) alive. */
-export const intervalTicker: Ticker = (ms, tick) => {
-  const timer = setInterval(tick, ms);
-  Deno.unrefTimer(timer as unknown as number);
-  return () => clearInterval(timer);
-};
 
 /** How long shutdown waits for app sockets' close handshakes before it stops serving anyway. */
 const CLOSE_WAIT_MS = 1_000;
@@ -142,10 +127,10 @@ export class Hub {
   /** Set by closeAll at shutdown: `add` refuses from then on. */
   closing = false;
   #status: RealtimeStatus = { realtime: "ok" };
-  #stopHeartbeat: () => void = () => {};
-  /** The streams in heartbeat slices (one beaten per tick), and where the next one goes. */
-  readonly #slices: Array<Set<Subscriber>> = [];
-  #nextSlice = 0;
+  readonly #heartbeat: Heartbeat<Subscriber> | null;
+  readonly #interest: HubOptions["interest"];
+  /** Per user with a stream here: when their changes from other instances flow (`watching`). */
+  readonly #watching = new Map<string, Promise<void>>();
 
   constructor(options: HubOptions) {
     this.#max = options.maxStreamsPerUser;
@@ -156,19 +141,10 @@ export class Hub {
       ended: "taking new streams again",
       quietMs: 10_000,
     });
-    if (options.heartbeatMs) {
-      const every = options.heartbeatMs;
-      const finest = Math.max(1, Math.min(HEARTBEAT_TICK_MS, Math.floor(every / 10)));
-      const count = Math.max(1, Math.min(MAX_HEARTBEAT_SLICES, Math.floor(every / finest)));
-      // count × tick ≤ HEARTBEAT_MS: no stream waits longer than the interval for its heartbeat.
-      const tick = Math.max(1, Math.floor(every / count));
-      for (let i = 0; i < count; i++) this.#slices.push(new Set());
-      let due = 0;
-      this.#stopHeartbeat = (options.ticker ?? intervalTicker)(tick, () => {
-        for (const s of this.#slices[due]) s.heartbeat();
-        due = (due + 1) % count;
-      });
-    }
+    this.#heartbeat = options.heartbeatMs
+      ? new Heartbeat(options.heartbeatMs, options.ticker)
+      : null;
+    this.#interest = options.interest;
     options.metrics?.gauge("blotter_open_streams", "Open streams and sockets", () => this.#count);
   }
 
@@ -192,24 +168,28 @@ export class Hub {
         `At most ${this.#max} open streams per user; close one and try again`,
       );
     }
-    if (!subs) this.#users.set(sub.userId, subs = new Set());
+    if (!subs) {
+      this.#users.set(sub.userId, subs = new Set());
+      this.#watching.set(sub.userId, this.#interest?.watch?.(sub.userId) ?? Promise.resolve());
+    }
     subs.add(sub);
     let bySession = this.#sessions.get(sub.sessionId);
     if (!bySession) this.#sessions.set(sub.sessionId, bySession = new Set());
     bySession.add(sub);
-    const slice = this.#slices.length > 0
-      ? this.#slices[this.#nextSlice++ % this.#slices.length]
-      : undefined;
-    slice?.add(sub);
+    const unbeat = this.#heartbeat?.add(sub);
     this.#count++;
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       this.#count--;
-      slice?.delete(sub);
+      unbeat?.();
       subs.delete(sub);
-      if (subs.size === 0 && this.#users.get(sub.userId) === subs) this.#users.delete(sub.userId);
+      if (subs.size === 0 && this.#users.get(sub.userId) === subs) {
+        this.#users.delete(sub.userId);
+        this.#watching.delete(sub.userId);
+        this.#interest?.unwatch?.(sub.userId);
+      }
       bySession.delete(sub);
       if (bySession.size === 0 && this.#sessions.get(sub.sessionId) === bySession) {
         this.#sessions.delete(sub.sessionId);
@@ -226,6 +206,14 @@ export class Hub {
     if (!subs) return;
     const shared = subs.size > 1 ? new SharedFrames() : undefined;
     for (const s of subs) s.deliver(events, shared);
+  }
+
+  /**
+   * Resolves once this user's changes from other instances flow here (the event bus has their
+   * subscription): a stream reads the log only then, so nothing committed after that is missed.
+   */
+  watching(userId: string): Promise<void> {
+    return this.#watching.get(userId) ?? Promise.resolve();
   }
 
   /** Hands the feed's catch-up of one user to each of their streams (see `Subscriber.caughtUp`). */
@@ -279,7 +267,7 @@ export class Hub {
    */
   closeAll(reason: CloseReason): Promise<void> {
     this.closing = reason === "server shutting down";
-    this.#stopHeartbeat();
+    this.#heartbeat?.stop();
     this.#full.resolved();
     const closing: Promise<void>[] = [];
     for (const subs of [...this.#users.values()]) {

@@ -6,7 +6,7 @@ import type { AppEnv, RouterDeps } from "./context.ts";
 /** What the ops routes ask: whether the store, the feed and the listener are well; the metrics. */
 type OpsDeps = RouterDeps<
   "feedStatus" | "notAccepting" | "metrics",
-  Pick<Health, "kind" | "ping" | "unwritable">
+  Pick<Health, "kind" | "ping" | "unwritable" | "bus">
 >;
 
 /** How long /readyz waits for the store to answer before it says it is not answering. */
@@ -28,8 +28,16 @@ export function opsRoutes(deps: OpsDeps): Hono<AppEnv> {
     const unwritable = storeOk ? await deps.store.unwritable() : null;
     const feed = deps.feedStatus();
     const notAccepting = deps.notAccepting();
-    if (storeOk && !unwritable && feed.ok && !notAccepting) {
-      return c.json({ status: "ready", store: deps.store.kind });
+    const bus = deps.store.bus();
+    // With the bus, the bus is the change feed, and its loss alone is no outage (CONTRACT): writes
+    // go on and streams poll meanwhile; a load balancer must not empty itself over it.
+    const feedOk = feed.ok || (bus !== null && bus.state !== "connected");
+    if (storeOk && !unwritable && feedOk && !notAccepting) {
+      return c.json({
+        status: "ready",
+        store: deps.store.kind,
+        ...(bus && { bus: bus.state, ...(!feed.ok && feed.reason && { reason: feed.reason }) }),
+      });
     }
     const reason = !storeOk
       ? "the store is not answering"

@@ -24,6 +24,22 @@ export class ChangeListeners implements ChangeSource {
 
   private readonly connecting: string;
 
+  /**
+   * Where a per-user interest goes (the event bus); null where every change reaches every
+   * instance (KV, LISTEN/NOTIFY).
+   */
+  interest: Pick<Required<ChangeSource>, "watch" | "unwatch"> | null = null;
+
+  /** See `ChangeSource.watch`. */
+  watch(userId: string): Promise<void> {
+    return this.interest?.watch(userId) ?? Promise.resolve();
+  }
+
+  /** See `ChangeSource.unwatch`. */
+  unwatch(userId: string): void {
+    this.interest?.unwatch(userId);
+  }
+
   /** Whether changes are flowing right now. */
   get connected(): boolean {
     return this.#connected;

@@ -27,6 +27,7 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
       log,
       schema: config.databaseSchema,
       writeQueueLimit: config.writeQueueLimit,
+      eventBusUrl: config.eventBusUrl,
     });
   }
   return await openKvStore(config.kvPath, { writeQueueLimit: config.writeQueueLimit, log });

@@ -90,6 +90,13 @@ export interface ChangeSource {
   subscribe(listener: ChangeListener): () => void;
   /** Whether notifications are flowing right now (for /readyz and `status` events). */
   readonly connected: boolean;
+  /**
+   * Asks for a user's changes from other instances (the bus subscribes per user); resolves once
+   * they flow, so a stream may then read the log. Absent where every instance hears everything.
+   */
+  watch?(userId: string): Promise<void>;
+  /** This instance no longer serves the user (its last stream ended). */
+  unwatch?(userId: string): void;
 }
 
 /** Orders: the user's actions, the venue's reports, and the reads of snapshots. */
@@ -239,7 +246,7 @@ export interface SettingsStore {
 
 /** The part of a store that tells what it commits (realtime/feed.ts and the venue listen). */
 export interface Changes {
-  /** Who hears this store's commits (KV: in-process after commit; Postgres: LISTEN/NOTIFY). */
+  /** Who hears this store's commits (KV: in-process; Postgres: LISTEN/NOTIFY or the NATS bus). */
   readonly changes: ChangeSource;
 }
 
@@ -258,6 +265,16 @@ export interface Health {
   readonly writesRefusedDiskFull: number;
   /** Report groups that could not go their first way since start, by why (/metrics; common.ts). */
   reportFallbacks(): ReadonlyMap<string, number>;
+  /** The event bus (EVENT_BUS_URL) as /readyz and /metrics see it; null without one. */
+  bus(): BusStatus | null;
+}
+
+/** The event bus's state; `subscriptions` counts the users this instance is subscribed to. */
+export interface BusStatus {
+  state: "connecting" | "connected" | "down";
+  subscriptions: number;
+  published: number;
+  received: number;
 }
 
 /**

@@ -34,8 +34,18 @@ function testConfig(env: Record<string, string>): Config {
     RATE_LIMIT: "off",
     // The suites run under each server adapter: `deno task test:alt-server` runs the socket suites under `HTTP_SERVER=node` (.ci/run).
     HTTP_SERVER: Deno.env.get("HTTP_SERVER"),
+    ...busFor(env),
     ...env,
   });
+}
+
+/**
+ * EVENT_BUS_URL for a server with these settings in the bus pass (`deno task test:bus`, where
+ * TEST_EVENT_BUS_URL is set): every Postgres-backed server exchanges its events over NATS.
+ */
+function busFor(env: Record<string, string>): Record<string, string> {
+  const bus = Deno.env.get("TEST_EVENT_BUS_URL");
+  return bus && env.DATABASE_URL ? { EVENT_BUS_URL: bus } : {};
 }
 
 function testLogger() {
@@ -307,13 +317,15 @@ export async function spawnServer(
   // shared database's default schema, where runs would see each other's data.
   const inherited = Deno.env.toObject();
   for (const name of Object.keys(inherited)) {
-    if (/^(DATABASE_|AUTH_|INGEST_|VAPID_|PUSH_|SIM|KV_)/.test(name)) delete inherited[name];
+    if (/^(DATABASE_|AUTH_|INGEST_|VAPID_|PUSH_|SIM|KV_|EVENT_BUS_)/.test(name)) {
+      delete inherited[name];
+    }
   }
   const [command, ...prefix] = [...under, Deno.execPath()];
   const child = new Deno.Command(command, {
     args: [...prefix, ...args],
     cwd: new URL("..", import.meta.url).pathname,
-    env: { ...inherited, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    env: { ...inherited, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...busFor(env), ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",

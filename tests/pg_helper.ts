@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { silentLogger } from "../log.ts";
 import { openPgStore } from "../store/pg/mod.ts";
 import type { Store } from "../store/store.ts";
+import { TEST_BUS_URL } from "./nats_helper.ts";
 
 /** The database tests use. */
 export const DATABASE_URL = Deno.env.get("DATABASE_URL") ??
@@ -53,7 +54,12 @@ export async function dropSchema(schema: string): Promise<void> {
 
 /** Opens a Postgres store on a fresh schema; closing it drops the schema. */
 export async function openTestPgStore(schema = freshSchema()): Promise<Store> {
-  const store = await openPgStore(DATABASE_URL, { log: silentLogger, schema, max: 8 });
+  const store = await openPgStore(DATABASE_URL, {
+    log: silentLogger,
+    schema,
+    max: 8,
+    eventBusUrl: TEST_BUS_URL,
+  });
   const close = store.close.bind(store);
   store.close = async () => {
     await close();

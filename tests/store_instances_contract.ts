@@ -137,7 +137,9 @@ export function instancesContract(factory: PairFactory): void {
       assert.equal(seq, 14);
       if (a.kind === "postgres") {
         // Whatever a's feed will ever echo of its own writes arrives before the NOTIFY of a later
-        // commit by b: once a hears that, every echo of its own has come (and was skipped).
+        // commit by b: once a hears that, every echo of its own has come (and was skipped). On the
+        // bus, a hears b's writes for a user only while it watches them.
+        await a.changes.watch?.(flushUser);
         await b.placeOrder(flushUser, order(), tick());
         await eventually(() => flushed);
       }

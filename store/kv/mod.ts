@@ -96,6 +96,7 @@ export async function openKvStore(path: string, options: KvStoreOptions = {}): P
       return gate.refusedDiskFull;
     },
     reportFallbacks: () => ctx.fallbacks.counts(),
+    bus: () => null,
 
     close() {
       kv.close();

@@ -8,21 +8,31 @@ import type postgres from "postgres";
 import type { PushDeviceRecord, PushSubscriptionRecord } from "../store.ts";
 import { type AlertTarget, type PgContext, query, type Sql } from "./connect.ts";
 
-/** The tail of a statement that NOTIFYs `subs` for each user `users` selects, and returns them. */
+/**
+ * The tail of a statement that returns each user `users` selects, and NOTIFYs `subs` for them
+ * (with the bus, `forgetTargets` tells the other instances after the statement instead).
+ */
 export function targetsChanged(
   ctx: PgContext,
   sql: Sql,
   users: postgres.PendingQuery<postgres.Row[]>,
 ) {
+  if (ctx.bus) return sql`select u.user_id from (${users}) u`;
   return sql`
     select u.user_id, pg_notify(${ctx.channel},
                                 json_build_object('k', 'subs', 'u', u.user_id)::text)
     from (${users}) u`;
 }
 
-/** This instance forgets at once what it cached for these users (others do on the NOTIFY). */
+/**
+ * This instance forgets at once what it cached for these users; the others do on the NOTIFY, or
+ * with the bus, on the notice sent here.
+ */
 export function forgetTargets(ctx: PgContext, rows: { user_id: string }[]): void {
-  for (const r of rows) ctx.subs.forget(r.user_id);
+  for (const r of rows) {
+    ctx.subs.forget(r.user_id);
+    ctx.bus?.broadcast({ k: "subs", u: r.user_id });
+  }
 }
 
 /** Whom to alert for this user: subscriptions and tokens, cached while the feed is up. */

@@ -10,6 +10,7 @@ import { ChangeListeners } from "../change_listeners.ts";
 import type { PushDeviceRecord, PushSubscriptionRecord } from "../store.ts";
 import { SubscriptionCache } from "../subscription_cache.ts";
 import { StateCache } from "./state_cache.ts";
+import type { NatsBus } from "./bus.ts";
 
 /** One alert target of a user: a browser's subscription or a native app's token. */
 export type AlertTarget = PushSubscriptionRecord | PushDeviceRecord;
@@ -35,6 +36,8 @@ export interface PgStoreOptions {
   writeQueueLimit?: number;
   /** How many users the state cache keeps (default STATE_CACHE_USERS). */
   cacheUsers?: number;
+  /** EVENT_BUS_URL: instances exchange events over NATS (bus.ts) instead of NOTIFY. */
+  eventBusUrl?: string | null;
   /** Called with every statement sent on the pool or a writer (tests count round trips). */
   onQuery?: (query: string) => void;
 }
@@ -68,6 +71,11 @@ export interface PgContext {
    * before parsing, having handed the events to its listeners at commit.
    */
   readonly instance: string;
+  /**
+   * The event bus when EVENT_BUS_URL is set (then no write NOTIFYs: events, revokes and
+   * alert-target changes travel on the bus), else null.
+   */
+  bus: NatsBus | null;
   /** Set once by close(): loops (reconnect, inbox drain) stop. */
   closed: boolean;
 }
@@ -116,6 +124,7 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     subs: new SubscriptionCache<AlertTarget>(),
     cache: new StateCache(options.cacheUsers),
     instance: `${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}|`,
+    bus: null,
     closed: false,
   };
 }

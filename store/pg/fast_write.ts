@@ -15,7 +15,7 @@
 import type { Order } from "../../orders/model.ts";
 import { decideGroup, type GroupedReport } from "../report_group.ts";
 import type { ApplyResult } from "../store.ts";
-import { notices, type WriteSet, writeSetOf, writeSetRows } from "./write_set.ts";
+import { eventNotices, type WriteSet, writeSetOf, writeSetRows } from "./write_set.ts";
 import type { PgContext, Sql } from "./connect.ts";
 import { bareArray, records } from "./wire.ts";
 
@@ -138,8 +138,9 @@ export function fastWrite(
       select id, u, oid, s::bigint[]
       from unnest($14::text[], $15::text[], $16::uuid[], $17::text[]) as v(id, u, oid, s)
     )
-    select pg_notify($18, p) from unnest(string_to_array($19, chr(30))) as p
-    where blotter_expect_advanced((select count(*) from s)::integer, $20::integer)`,
+    -- The check runs once whether or not there is a NOTIFY to send (with the bus there is none).
+    select blotter_expect_advanced((select count(*) from s)::integer, $20::integer),
+           (select count(pg_notify($18, p)) from unnest(string_to_array($19, chr(30))) as p)`,
     [
       users,
       bareArray(userList.map((u) => plan.fromSeq.get(u)!)),
@@ -159,7 +160,7 @@ export function fastWrite(
       x.orderIds,
       x.seqs,
       ctx.channel,
-      records(notices(ctx, plan.changes.byUser)),
+      records(eventNotices(ctx, plan.changes.byUser)),
       userList.length,
     ],
     // Prepared (postgres.js sends an unprepared statement with parameters in two round trips:

@@ -1,7 +1,7 @@
 /**
  * Sessions on Postgres: create, look up (by token hash or id), touch, list and revoke. A revoke
- * is one statement that also deletes the device's push subscriptions and NOTIFYs every instance,
- * whose streams for that session then end.
+ * is one statement that also deletes the device's push subscriptions and NOTIFYs every instance
+ * (with the bus, it is told them after the statement), whose streams for that session then end.
  */
 import type { Session, SessionStore } from "../store.ts";
 import { type PgContext, query } from "./connect.ts";
@@ -100,10 +100,18 @@ export function pgSessions(ctx: PgContext): SessionStore {
             delete from push_devices where session_id = ${sessionId}
               and exists (select 1 from r)
           )
-          select user_id, pg_notify(${ctx.channel},
-                           json_build_object('k', 'revoke', 'u', user_id, 's', ${sessionId}::text)::text)
+          select user_id${
+          ctx.bus ? sql`` : sql`, pg_notify(${ctx.channel},
+            json_build_object('k', 'revoke', 'u', user_id, 's', ${sessionId}::text)::text)`
+        }
           from r`);
-      for (const r of rows) ctx.subs.forget(r.user_id);
+      for (const r of rows) {
+        ctx.subs.forget(r.user_id);
+        // With the bus, nobody heard it from Postgres: this instance ends its streams, and tells.
+        if (!ctx.bus) continue;
+        ctx.changes.revoked(sessionId, r.user_id);
+        ctx.bus.broadcast({ k: "revoke", u: r.user_id, s: sessionId });
+      }
       return rows.length > 0;
     },
   };

@@ -1,24 +1,15 @@
 /**
  * What one write transaction writes, and how: the `WriteSet` builder a transaction fills as it
  * decides, `recordWriteSet` that turns it into one statement (snapshots, events, seqs, exec_ids and
- * the NOTIFYs, delivered at commit to every instance), the NOTIFY payload format, and the hand-off
- * of committed events to this instance's own listeners.
+ * the NOTIFYs, delivered at commit to every instance, unless the bus carries them), and the hand-off
+ * of committed events to this instance's own listeners (and to the bus).
  */
 import { isFinal, type Order, type OrderEvent, type UserEvent } from "../../orders/model.ts";
-import { jsonList, jsonOf } from "../../orders/json.ts";
+import { jsonOf } from "../../orders/json.ts";
 import type { GroupDecision } from "../report_group.ts";
 import type { PgContext, Tx } from "./connect.ts";
+import { notices } from "./notices.ts";
 import { bareArray, boolArray, quotedArray, records } from "./wire.ts";
-
-const encoder = new TextEncoder();
-
-/** What travels on the NOTIFY channel. */
-export type Notice =
-  | { k: "ev"; u: string; e: OrderEvent[] }
-  | { k: "evs"; g: Array<{ u: string; e: OrderEvent[] }> }
-  | { k: "ids"; u: string; s: number[] }
-  | { k: "revoke"; u: string; s: string }
-  | { k: "subs"; u: string };
 
 /** What one transaction writes, collected as it decides. */
 export class WriteSet {
@@ -190,47 +181,27 @@ export function recordWriteSet(ctx: PgContext, tx: Tx, c: WriteSet): Promise<unk
                   ${x.seqs}::text[]) as v(id, u, oid, s)
     )
     select pg_notify(${ctx.channel}, p)
-    from unnest(string_to_array(${records(notices(ctx, c.byUser))}, chr(30))) as p`;
+    from unnest(string_to_array(${records(eventNotices(ctx, c.byUser))}, chr(30))) as p`;
 }
 
 /**
- * The NOTIFY payloads for a write's events, each prefixed with this instance's id (its own
- * listener skips them unparsed: it already had them, see `publishOwn`): one payload for the
- * whole write when it fits, else one per user, else a user's seqs only (listeners fetch them).
+ * The NOTIFYs a write statement sends for its events: none with the bus, which carries them after
+ * the commit instead (`publishOwn`), so no write takes Postgres' commit-time NOTIFY lock.
  */
-export function notices(ctx: PgContext, byUser: Map<string, OrderEvent[]>): string[] {
-  const max = ctx.maxNotifyBytes;
-  // Written out rather than stringified: each event's text is already made (orders/json.ts).
-  // The same text as JSON.stringify of { k, u, e } / { k, g }, which the listeners parse.
-  const entry = (u: string, events: OrderEvent[]) =>
-    `{"u":${JSON.stringify(u)},"e":${jsonList(events)}}`;
-  if (byUser.size > 1) {
-    const g = [...byUser].map(([u, e]) => entry(u, e));
-    const all = `${ctx.instance}{"k":"evs","g":[${g.join(",")}]}`;
-    if (fits(all, max)) return [all];
-  }
-  return [...byUser].map(([u, events]) => {
-    const one = `${ctx.instance}{"k":"ev",${entry(u, events).slice(1)}`;
-    if (fits(one, max)) return one;
-    return ctx.instance +
-      JSON.stringify({ k: "ids", u, s: events.map((e) => e.seq) } satisfies Notice);
-  });
-}
-
-/** Whether a payload is at most `max` bytes of UTF-8 (the length check alone when it is sure). */
-function fits(payload: string, max: number): boolean {
-  if (payload.length * 3 <= max) return true;
-  return payload.length <= max && encoder.encode(payload).length <= max;
+export function eventNotices(ctx: PgContext, byUser: Map<string, OrderEvent[]>): string[] {
+  return ctx.bus ? [] : notices(ctx, byUser);
 }
 
 /**
  * Hands committed events to this instance's own change listeners at once (the same path the
- * feed delivers on), instead of waiting for its NOTIFY to come back from Postgres.
+ * feed delivers on), instead of waiting for its NOTIFY to come back from Postgres; with the bus,
+ * publishes them there for the other instances too.
  */
 export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[]]>): void {
   const batch: UserEvent[] = [];
   for (const [user_id, events] of byUser) {
     for (const event of events) batch.push({ user_id, event });
+    ctx.bus?.publishEvents(user_id, events);
   }
   ctx.changes.publish(batch);
 }
@@ -238,8 +209,11 @@ export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[
 /**
  * After a write whose answer was lost (it may have committed): its events would reach this
  * instance's listeners neither at commit nor by NOTIFY (its own are skipped), so they catch up
- * from the log as after a reconnect. While the feed is down its reconnect does that anyway.
+ * from the log as after a reconnect. While the feed is down its reconnect does that anyway. With
+ * the bus nobody was told, so every instance is asked to catch up.
  */
 export function resync(ctx: PgContext): void {
-  if (!ctx.closed) ctx.changes.resync();
+  if (ctx.closed) return;
+  ctx.changes.resync();
+  ctx.bus?.broadcast({ k: "resync" });
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { jsonList, jsonOf } from "../../orders/json.ts";
 import type { OrderEvent } from "../../orders/model.ts";
-import { type Notice, notices } from "../../store/pg/write_set.ts";
+import { type Notice, notices } from "../../store/pg/notices.ts";
 import type { PgContext } from "../../store/pg/connect.ts";
 
 const order = {
