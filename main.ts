@@ -12,7 +12,7 @@ import {
 } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Hub } from "./realtime/hub.ts";
-import { startFeed } from "./realtime/feed.ts";
+import { startFeed, SWEEP_MS } from "./realtime/feed.ts";
 import { registerStoreMetrics } from "./realtime/store_metrics.ts";
 import { Metrics } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
@@ -81,7 +81,13 @@ export async function assembleBlotter(
     interest: store.changes,
   });
   const push = await createPushDispatcher({ config, store, hub, metrics, log });
-  const feed = startFeed({ store, hub, push, log });
+  const feed = startFeed({
+    store,
+    hub,
+    push,
+    log,
+    sweepMs: config.eventBusUrl ? SWEEP_MS : undefined,
+  });
   const venue = config.simulator ? startSimulator({ store, speed: config.simSpeed, log }) : null;
   const prune = setInterval(() => {
     store.pruneEvents(new Date(Date.now() - config.eventRetentionMs))

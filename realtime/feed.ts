@@ -4,6 +4,7 @@
  * user with an open stream is caught up from the store's log from their streams' position — read
  * from that position's own event on, so a stream learns whether the store still holds what it sent
  * (a failover to a standby that had not received it) and resets rather than mix two histories.
+ * With the event bus it also sweeps: see SWEEP_MS.
  */
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
@@ -25,18 +26,28 @@ export interface Feed {
 /** Events fetched per user per catch-up round. */
 const CATCH_UP_LIMIT = 1_000;
 
+/**
+ * With the event bus: how often the feed asks the log whether any user it serves has an event it
+ * never heard. A commit and its NOTIFY are one; a commit and its publish on the bus are not, so an
+ * instance that dies between the two leaves an event unheard until that user's next one.
+ */
+export const SWEEP_MS = 10_000;
+
+/** Whom a catch-up round reads for: every user with a stream here, or only these. */
+type Whom = "all" | Set<string>;
+
 /** What the feed asks of the store: its changes, and the log to catch up from. */
 type FeedStore = Changes & Pick<EventLog, "eventsSinceMany">;
 
 /** Starts delivering the store's changes to the hub (and the push dispatcher). */
 export function startFeed(
-  deps: { store: FeedStore; hub: Hub; push?: EventSink; log: Logger },
+  deps: { store: FeedStore; hub: Hub; push?: EventSink; log: Logger; sweepMs?: number },
 ): Feed {
   const { store, hub, push, log } = deps;
   let state: { ok: boolean; reason?: string } = { ok: store.changes.connected };
   let catchingUp: Promise<void> | null = null;
-  /** A resync was asked while one ran: one more round once it ends (at most one queued). */
-  let again = false;
+  /** Resyncs asked while one ran: one more round once it ends, for all of them (at most one). */
+  let again: Whom | null = null;
 
   const publish = (batch: UserEvent[]) => {
     // Group by user, keeping each user's seq order, then fan out without awaiting anyone.
@@ -49,8 +60,9 @@ export function startFeed(
     for (const [userId, events] of byUser) hub.publish(userId, events);
   };
 
-  const catchUp = async () => {
+  const catchUp = async (whom: Whom) => {
     const positions = hub.positions()
+      .filter(({ user_id }) => whom === "all" || whom.has(user_id))
       .map(({ user_id, after_seq }) => ({ user_id, after_seq: Math.max(after_seq - 1, 0) }));
     if (positions.length === 0) return;
     const events = await store.eventsSinceMany(positions, CATCH_UP_LIMIT);
@@ -74,21 +86,40 @@ export function startFeed(
    * read the log before what was committed while the feed was away (again) — dropping the ask
    * would leave that for the user's next event. Asks during a round coalesce into one.
    */
-  const resync = () => {
+  const resync = (whom: Whom = "all") => {
     if (catchingUp) {
-      again = true;
+      again = again === "all" || whom === "all" ? "all" : new Set([...again ?? [], ...whom]);
       return;
     }
-    catchingUp = catchUp()
+    catchingUp = catchUp(whom)
       .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
       .finally(() => {
         catchingUp = null;
-        if (again) {
-          again = false;
-          resync();
-        }
+        const next = again;
+        again = null;
+        if (next) resync(next);
       });
   };
+
+  /** The users served here whose log holds an event newer than their streams: caught up. */
+  const sweep = async () => {
+    if (!store.changes.connected) return; // the bus's return catches everyone up anyway
+    const positions = hub.positions();
+    if (positions.length === 0) return;
+    const newer = await store.eventsSinceMany(positions, 1);
+    // Most are events on their way this very moment; the catch-up drops what streams have.
+    if (newer.length > 0) resync(new Set(newer.map((e) => e.user_id)));
+  };
+  let sweeping = false;
+  const sweeper = deps.sweepMs
+    ? setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      sweep().catch((err) => log.warn("checking for unheard events failed", { err: String(err) }))
+        .finally(() => (sweeping = false));
+    }, deps.sweepMs)
+    : undefined;
+  if (sweeper !== undefined) Deno.unrefTimer(sweeper as unknown as number);
 
   const unsubscribe = store.changes.subscribe({
     events(batch) {
@@ -111,6 +142,9 @@ export function startFeed(
 
   return {
     status: () => state,
-    stop: unsubscribe,
+    stop() {
+      clearInterval(sweeper);
+      unsubscribe();
+    },
   };
 }

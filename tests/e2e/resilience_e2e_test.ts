@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { NatsServer, NO_NATS, TEST_BUS_URL } from "../nats_helper.ts";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { openKvStore } from "../../store/kv/mod.ts";
 import { api, INGEST_TOKEN, login, SseClient, startServer } from "../helpers.ts";
@@ -145,7 +146,14 @@ t("a stream route that keeps failing falls back to polling, and offline is said 
 
 t("with Postgres, losing the change feed shows the banner, polls, and recovers", async () => {
   const schema = freshSchema();
-  const server = await startServer({ DATABASE_URL, DATABASE_SCHEMA: schema });
+  // In the bus pass the bus is the change feed: a private NATS server, to kill and start again.
+  const nats = TEST_BUS_URL ? new NatsServer() : null;
+  await nats?.start();
+  const server = await startServer({
+    DATABASE_URL,
+    DATABASE_SCHEMA: schema,
+    ...(nats && { EVENT_BUS_URL: nats.url }),
+  });
   const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
   const browser = await launch();
   try {
@@ -156,13 +164,17 @@ t("with Postgres, losing the change feed shows the banner, polls, and recovers",
     const { json: placed } = await api(server.url, token, "POST", "/api/v1/orders", order);
     await page.waitForSelector(`#order-${placed.id}`);
 
-    // Keep killing the listener's backend for a while, so the feed stays down long enough.
+    // Keep killing the listener's backend for a while, so the feed stays down long enough (or
+    // with the bus, its server, until the end of that while).
     const killUntil = Date.now() + 4_000;
     let sawBanner = false;
+    await nats?.kill();
     while (Date.now() < killUntil) {
-      await admin`
+      if (!nats) {
+        await admin`
         select pg_terminate_backend(pid) from pg_stat_activity
         where query ilike 'listen%' and application_name = 'blotter' and pid <> pg_backend_pid()`;
+      }
       if (!sawBanner && await page.isVisible("#realtime-banner")) {
         sawBanner = true;
         assert.match(
@@ -180,6 +192,7 @@ t("with Postgres, losing the change feed shows the banner, polls, and recovers",
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(sawBanner, "the banner showed while the feed was down");
+    await nats?.start();
     await page.waitForSelector("#realtime-banner[data-realtime=ok]", {
       state: "attached",
       timeout: 15_000,
@@ -194,9 +207,10 @@ t("with Postgres, losing the change feed shows the banner, polls, and recovers",
     await browser.close();
     await admin.end();
     await server.stop();
+    await nats?.kill();
     await dropSchema(schema);
   }
-}, NO_BROWSER || NO_POSTGRES);
+}, NO_BROWSER || NO_POSTGRES || (TEST_BUS_URL !== null && NO_NATS));
 
 t("a gap the server cannot fill (reset) reloads the list, not stale rows", async () => {
   const fx = await pageWithOrder("una");

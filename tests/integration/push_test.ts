@@ -238,8 +238,13 @@ Deno.test({
     const a = await startServer(env);
     const b = await startServer(env);
     try {
-      // Both instances hear every event through NOTIFY; both would push without the claim.
+      // Both instances hear every event (NOTIFY; on the bus, a because another device of the
+      // user has its page open there); both would push without the claim.
       const token = await subscribedDevice(a.url, "ola", push);
+      const other = await login(a.url, "ola");
+      const page = await SseClient.open(`${a.url}/api/v1/stream`, {
+        authorization: `Bearer ${other.token}`,
+      });
       await placeAndFill(b.url, token, "two");
       await eventually(() => push.received.length >= 1);
       await eventually(async () => {
@@ -249,6 +254,7 @@ Deno.test({
         return /outcome="claimed_elsewhere"\} 1/.test(ma + mb);
       });
       assert.equal(push.received.length, 1);
+      page.close();
     } finally {
       await a.stop();
       await b.stop();

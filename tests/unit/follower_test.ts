@@ -147,3 +147,60 @@ Deno.test("follower: an event at the stream's seq under another id resets it fir
     await store.close();
   }
 });
+
+Deno.test("follower: the log is read only once the user's changes flow here (the bus's watch)", async () => {
+  const store = await openKvStore(":memory:");
+  let confirm!: () => void;
+  const watched: string[] = [];
+  const unwatched: string[] = [];
+  const hub = new Hub({
+    maxStreamsPerUser: 5,
+    interest: {
+      watch(userId) {
+        watched.push(userId);
+        return new Promise<void>((r) => confirm = r);
+      },
+      unwatch: (userId) => void unwatched.push(userId),
+    },
+  });
+  await store.placeOrder(
+    "cyd",
+    OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "5" }),
+    new Date(),
+  );
+  // Every read the stream makes of the log, counted.
+  let reads = 0;
+  const counted = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        reads++;
+        return value.apply(target, args);
+      };
+    },
+  });
+  const stream = streamOf(counted, hub, "cyd");
+  const read = reader(stream);
+  try {
+    const opening = stream.open();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(watched, ["cyd"]);
+    assert.equal(reads, 0, "read the log before the subscription was confirmed");
+    confirm();
+    await opening;
+    assert.ok(reads > 0);
+    // A second stream of the same user waits on the same watch, not a new one.
+    const again = streamOf(counted, hub, "cyd");
+    await again.open();
+    assert.deepEqual(watched, ["cyd"]);
+    again.close("client went away");
+    assert.deepEqual(unwatched, []);
+  } finally {
+    stream.close("server shutting down");
+    await read.stop();
+    hub.closeAll("server shutting down");
+    await store.close();
+  }
+  assert.deepEqual(unwatched, ["cyd"], "the last stream's end lets the subscription go");
+});
