@@ -87,6 +87,20 @@ export class Deliveries {
   }
 }
 
+/**
+ * Waits for the deliveries still on their way after a step: while they keep coming, until
+ * `expected` arrived, at most 30 s, and no longer than 5 s without a single one.
+ */
+export async function awaitDeliveries(d: Deliveries, expected: number): Promise<void> {
+  const from = performance.now();
+  for (let last = -1, still = 0; d.received < expected && performance.now() - from < 30_000;) {
+    await new Promise((r) => setTimeout(r, 100));
+    still = d.received === last ? still + 1 : 0;
+    last = d.received;
+    if (still >= 50) break;
+  }
+}
+
 /** Where a device's events go: the current step's tally, swapped between steps. */
 export interface Sink {
   current: Deliveries | null;

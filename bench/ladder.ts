@@ -3,7 +3,7 @@
  * streams, stopping after the first step that saturates. Each step prints one JSON line (for
  * pasting into bench/README.md); the target ends with a human table and a summary line.
  */
-import { Deliveries, type Sink } from "./deliveries.ts";
+import { awaitDeliveries, Deliveries, type Sink } from "./deliveries.ts";
 import { collectGarbage, cpuTimes, rssKb, treeCpuMicros } from "./procs.ts";
 import { Sender } from "./sender.ts";
 import type { Target } from "./targets.ts";
@@ -101,18 +101,8 @@ export async function runLadder(target: Target, o: LadderOptions) {
         drainSeconds: o.drainSeconds,
         report: (n, at) => target.report(step, n, at),
       });
-      // Deliveries still on their way: wait while they keep coming (at most 30 s).
       const expected = sent.accepted * o.devicesPerUser;
-      const waitFrom = performance.now();
-      for (
-        let last = -1, still = 0;
-        d.received < expected && performance.now() - waitFrom < 30_000;
-      ) {
-        await sleep(100);
-        still = d.received === last ? still + 1 : 0;
-        last = d.received;
-        if (still >= 50) break; // 5 s without a single delivery
-      }
+      await awaitDeliveries(d, expected);
       const wall = (performance.now() - t0) / 1000;
       const per = (us: number) => sent.accepted ? round(us / sent.accepted, 0) : null;
       const serverUs = target.cpuMicros() - cpu0.server;

@@ -100,21 +100,19 @@ export async function startCluster(preferredPort = 5499): Promise<BenchCluster> 
   };
 }
 
+/** One query through psql (unaligned, tuples only): its output, trimmed. */
+export async function psql(cluster: BenchCluster, sql: string): Promise<string> {
+  const args = ["-h", "127.0.0.1", "-p", String(cluster.port), "-U", "postgres", "-At", "-c", sql];
+  return (await run(`${pgBin()}/psql`, args)).trim();
+}
+
 /** The settings that make a commit durable, as the running cluster reports them. */
-export async function durability(cluster: BenchCluster): Promise<string> {
-  const out = await run(`${pgBin()}/psql`, [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(cluster.port),
-    "-U",
-    "postgres",
-    "-At",
-    "-c",
+export function durability(cluster: BenchCluster): Promise<string> {
+  return psql(
+    cluster,
     "select string_agg(name || '=' || setting, ' ' order by name) from pg_settings " +
-    "where name in ('fsync','synchronous_commit','wal_sync_method','full_page_writes','autovacuum')",
-  ]);
-  return out.trim();
+      "where name in ('fsync','synchronous_commit','wal_sync_method','full_page_writes','autovacuum')",
+  );
 }
 
 /**

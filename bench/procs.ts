@@ -158,3 +158,54 @@ export async function spawnPinned(
   if (pinned !== "0") console.warn(`server ${child.pid} is on CPUs ${pinned}, not 0`);
   return { pid: child.pid, stop };
 }
+
+/** Adds a clean-up to `withCleanups`' stack. */
+export type Defer = (fn: () => Promise<void> | void) => void;
+
+/**
+ * Runs `body` with a stack of clean-ups (`defer` one: a server, a cluster, a directory), emptied
+ * last first when `body` ends or throws, on Ctrl-C and SIGTERM, and when an exception escapes in a
+ * stream or socket callback, which would end the process without running any `finally` and leave
+ * servers and clusters behind. `cleanUp` empties it early (between targets).
+ */
+export async function withCleanups(
+  body: (defer: Defer, cleanUp: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanUp = async () => {
+    while (cleanups.length) {
+      try {
+        await cleanups.pop()!();
+      } catch (err) {
+        console.error(`cleanup: ${err}`);
+      }
+    }
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error("interrupted: stopping servers and removing the bench cluster");
+    cleanUp().finally(() => Deno.exit(130));
+  };
+  const onCrash = (e: ErrorEvent | PromiseRejectionEvent) => {
+    e.preventDefault();
+    console.error("bench failed:", "error" in e ? e.error : e.reason);
+    if (interrupted) return;
+    interrupted = true;
+    cleanUp().finally(() => Deno.exit(1));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  globalThis.addEventListener("error", onCrash);
+  globalThis.addEventListener("unhandledrejection", onCrash);
+  try {
+    await body((fn) => cleanups.push(fn), cleanUp);
+  } finally {
+    await cleanUp();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    globalThis.removeEventListener("error", onCrash);
+    globalThis.removeEventListener("unhandledrejection", onCrash);
+  }
+}

@@ -15,14 +15,14 @@
 import { parseArgs } from "node:util";
 import { runLadder } from "./ladder.ts";
 import { type BenchCluster, durability, fdatasyncFigure, startCluster } from "./pg_cluster.ts";
-import { affinity, pinSelf } from "./procs.ts";
+import { affinity, pinSelf, withCleanups } from "./procs.ts";
 import { startBlotter, startSocketIo, type Target } from "./targets.ts";
 
 /** kv-ws: Blotter on KV with every device on the app socket instead of the stream. */
 const TARGETS = ["postgres", "kv", "kv-ws", "socketio"] as const;
 
 /** `--warmup RATExSECONDS` (e.g. 500x5), or 0 for none. */
-function warmupOption(v: string): { rate: number; seconds: number } {
+export function warmupOption(v: string): { rate: number; seconds: number } {
   if (v === "0") return { rate: 0, seconds: 0 };
   const [rate, seconds] = v.split("x").map(Number);
   if (!(rate > 0 && seconds > 0)) throw new Error(`--warmup wants RATExSECONDS or 0, not ${v}`);
@@ -79,38 +79,7 @@ function options(defaultTargets: string) {
 /** Runs the bench; `defaultTargets` is what runs without `--targets`. */
 export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
   const o = options(defaultTargets);
-  const cleanups: Array<() => Promise<void>> = [];
-  const cleanUp = async () => {
-    while (cleanups.length) {
-      try {
-        await cleanups.pop()!();
-      } catch (err) {
-        console.error(`cleanup: ${err}`);
-      }
-    }
-  };
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error("interrupted: stopping servers and removing the bench cluster");
-    cleanUp().finally(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  // An exception thrown in a stream or socket callback would end the process without running the
-  // `finally` below, leaving servers and the cluster behind: clean up first, then fail.
-  const onCrash = (e: ErrorEvent | PromiseRejectionEvent) => {
-    e.preventDefault();
-    console.error("bench failed:", "error" in e ? e.error : e.reason);
-    if (interrupted) return;
-    interrupted = true;
-    cleanUp().finally(() => Deno.exit(1));
-  };
-  globalThis.addEventListener("error", onCrash);
-  globalThis.addEventListener("unhandledrejection", onCrash);
-
-  try {
+  await withCleanups(async (defer, cleanUp) => {
     if (navigator.hardwareConcurrency >= 2) await pinSelf(1);
     const machine = {
       cpus: navigator.hardwareConcurrency,
@@ -132,7 +101,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
       let kvDir: string | null = null;
       if (name === "postgres") {
         cluster = await startCluster(o.pgPort);
-        cleanups.push(cluster.stop);
+        defer(cluster.stop);
         console.log(
           `bench Postgres on 127.0.0.1:${cluster.port}, pinned to CPU 0, Postgres's defaults ` +
             `(a 201 is on disk): ${await durability(cluster)}`,
@@ -140,7 +109,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
       }
       if (name === "kv" || name === "kv-ws") {
         const dir = kvDir = await Deno.makeTempDir({ prefix: "blotter-bench-kv-" });
-        cleanups.push(() => Deno.remove(dir, { recursive: true }));
+        defer(() => Deno.remove(dir, { recursive: true }));
       }
       const setupFrom = performance.now();
       if (name === "socketio") {
@@ -162,7 +131,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
           heartbeatMs: o.heartbeatMs,
         });
       }
-      cleanups.push(target.stop);
+      defer(target.stop);
       console.error(
         `${name}: server ${target.pid} ready, set up in ${
           ((performance.now() - setupFrom) / 1000).toFixed(1)
@@ -184,13 +153,7 @@ export async function main(defaultTargets = TARGETS.join(",")): Promise<void> {
       await cleanUp();
       cluster = null;
     }
-  } finally {
-    await cleanUp();
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    globalThis.removeEventListener("error", onCrash);
-    globalThis.removeEventListener("unhandledrejection", onCrash);
-  }
+  });
 }
 
 if (import.meta.main) await main();

@@ -18,6 +18,11 @@ export interface SendResult {
   unsent: number;
   /** Seconds from the first report due to the last answer. */
   seconds: number;
+  /**
+   * Each request's time from being written to its answer being read, in ms: for a 201, the
+   * server's wait, its write and the commit (it answers only once the report is durable).
+   */
+  answerMs: number[];
 }
 
 /** The venue: `connections` keep-alive connections POSTing JSON to one path. */
@@ -48,7 +53,14 @@ export class Sender {
     report: (n: number, at: string) => unknown;
   }): Promise<SendResult> {
     const queue: unknown[] = [];
-    const result: SendResult = { sent: 0, accepted: 0, refused: {}, unsent: 0, seconds: 0 };
+    const result: SendResult = {
+      sent: 0,
+      accepted: 0,
+      refused: {},
+      unsent: 0,
+      seconds: 0,
+      answerMs: [],
+    };
     const started = performance.now();
     const total = Math.round(opts.rate * opts.seconds);
     let made = 0;
@@ -72,8 +84,10 @@ export class Sender {
         const items = queue.splice(0, opts.batch);
         const body = JSON.stringify(opts.batch === 1 ? items[0] : items);
         result.sent += items.length;
+        const written = performance.now();
         const { status, text } = await conn.post(body);
         lastAnswer = performance.now();
+        result.answerMs.push(lastAnswer - written);
         if (opts.batch > 1 && status === "200") {
           // A batch answers 200 with a status per report.
           for (const r of JSON.parse(text).results) count(String(r.status), 1);

@@ -50,22 +50,33 @@ async function post(base: string, path: string, token: string, body: unknown) {
   return json;
 }
 
+/** How Blotter's ingest is reached: the path and the venue's headers. */
+export const BLOTTER_INGEST = {
+  path: "/api/v1/executions",
+  headers: { authorization: `Bearer ${INGEST_TOKEN}` },
+};
+
+/** A Blotter server process, pinned to CPU 0 and ready. */
+export interface BlotterProcess {
+  pid: number;
+  port: number;
+  base: string;
+  inspectPort: number | null;
+  stop(): Promise<void>;
+}
+
 /**
- * Blotter on Postgres (`databaseUrl`) or on Deno KV (a file in `kvDir`), with `users` users of
- * `devicesPerUser` sessions each and one large working order per user that the reports fill a
- * little at a time (partial fills of 1 on 1,000,000,000: every report a legal transition).
+ * Starts one Blotter server on Postgres (`databaseUrl`) or on Deno KV (a file in `kvDir`), pinned
+ * to CPU 0; `env` adds settings (e.g. EVENT_BUS_URL). Resolves once `/readyz` answers 200.
  */
-export async function startBlotter(opts: {
+export async function spawnBlotter(opts: {
   store: "postgres" | "kv";
-  /** How devices connect: the JSON stream (default) or the app socket. */
-  transport?: "sse" | "ws";
   databaseUrl?: string;
   kvDir?: string;
-  users: number;
-  devicesPerUser: number;
   gc: boolean;
   heartbeatMs?: number;
-}): Promise<Target> {
+  env?: Record<string, string>;
+}): Promise<BlotterProcess> {
   const port = freePort();
   const inspectPort = opts.gc ? freePort() : null;
   const base = `http://127.0.0.1:${port}`;
@@ -82,6 +93,7 @@ export async function startBlotter(opts: {
     ...(opts.store === "postgres"
       ? { DATABASE_URL: opts.databaseUrl! }
       : { DATABASE_URL: "", KV_PATH: `${opts.kvDir}/blotter.kv` }),
+    ...opts.env,
   };
   const server = await spawnPinned(
     [
@@ -96,60 +108,96 @@ export async function startBlotter(opts: {
     env,
     () => ok(`${base}/readyz`),
   );
+  return { pid: server.pid, port, base, inspectPort, stop: server.stop };
+}
 
-  // Users, their devices' sessions and one big working order each, `parallel` users at a time.
+/**
+ * Makes `users` users through the server at `base`, `devicesPerUser` sessions each (device
+ * u * devicesPerUser + slot) and one big working order each (orders[u]), `parallel` users at a
+ * time.
+ */
+export async function seedUsers(
+  base: string,
+  users: number,
+  devicesPerUser: number,
+  parallel = 50,
+): Promise<{ devices: Device[]; orders: string[] }> {
   const devices: Device[] = [];
-  const orders: string[] = new Array(opts.users);
-  const parallel = 50;
+  const orders: string[] = new Array(users);
+  for (let i = 0; i < users; i += parallel) {
+    await Promise.all(
+      Array.from({ length: Math.min(parallel, users - i) }, async (_, j) => {
+        const u = i + j;
+        const tokens = [];
+        for (let slot = 0; slot < devicesPerUser; slot++) {
+          tokens.push((await post(base, "/api/v1/sessions", "", { username: `bench${u}` })).token);
+        }
+        const order = await post(base, "/api/v1/orders", tokens[0], {
+          symbol: "AAPL",
+          asset_class: "stock",
+          side: "buy",
+          qty: "1000000000",
+        });
+        await post(base, BLOTTER_INGEST.path, INGEST_TOKEN, {
+          order_id: order.id,
+          exec_id: `new-${order.id}`,
+          type: "new",
+          at: new Date().toISOString(),
+        });
+        orders[u] = order.id;
+        tokens.forEach((token, slot) => devices[u * devicesPerUser + slot] = { token, slot });
+      }),
+    );
+  }
+  return { devices, orders };
+}
+
+/** Report n of step `step`, sent at `at`: a partial fill of 1 on the order of user n % users. */
+export function fillReport(orders: string[], step: number, n: number, at: string) {
+  return {
+    order_id: orders[n % orders.length],
+    exec_id: execId(step, n),
+    type: "partial_fill",
+    at,
+    last_qty: "1",
+    last_price: "187.50",
+  };
+}
+
+/**
+ * Blotter on Postgres (`databaseUrl`) or on Deno KV (a file in `kvDir`), with `users` users of
+ * `devicesPerUser` sessions each and one large working order per user that the reports fill a
+ * little at a time (partial fills of 1 on 1,000,000,000: every report a legal transition).
+ */
+export async function startBlotter(opts: {
+  store: "postgres" | "kv";
+  /** How devices connect: the JSON stream (default) or the app socket. */
+  transport?: "sse" | "ws";
+  databaseUrl?: string;
+  kvDir?: string;
+  users: number;
+  devicesPerUser: number;
+  gc: boolean;
+  heartbeatMs?: number;
+}): Promise<Target> {
+  const server = await spawnBlotter(opts);
+  const { port } = server;
+  let seeded: Awaited<ReturnType<typeof seedUsers>>;
   try {
-    for (let i = 0; i < opts.users; i += parallel) {
-      await Promise.all(
-        Array.from({ length: Math.min(parallel, opts.users - i) }, async (_, j) => {
-          const u = i + j;
-          const tokens = [];
-          for (let slot = 0; slot < opts.devicesPerUser; slot++) {
-            tokens.push(
-              (await post(base, "/api/v1/sessions", "", { username: `bench${u}` })).token,
-            );
-          }
-          const order = await post(base, "/api/v1/orders", tokens[0], {
-            symbol: "AAPL",
-            asset_class: "stock",
-            side: "buy",
-            qty: "1000000000",
-          });
-          await post(base, "/api/v1/executions", INGEST_TOKEN, {
-            order_id: order.id,
-            exec_id: `new-${order.id}`,
-            type: "new",
-            at: new Date().toISOString(),
-          });
-          orders[u] = order.id;
-          tokens.forEach((token, slot) =>
-            devices[u * opts.devicesPerUser + slot] = { token, slot }
-          );
-        }),
-      );
-    }
+    seeded = await seedUsers(server.base, opts.users, opts.devicesPerUser);
   } catch (err) {
     await server.stop();
     throw err;
   }
+  const { devices, orders } = seeded;
   return {
     name: opts.transport === "ws" ? `${opts.store}-ws` : opts.store,
     pid: server.pid,
     port,
-    inspectPort,
-    ingestPath: "/api/v1/executions",
-    ingestHeaders: { authorization: `Bearer ${INGEST_TOKEN}` },
-    report: (step, n, at) => ({
-      order_id: orders[n % opts.users],
-      exec_id: execId(step, n),
-      type: "partial_fill",
-      at,
-      last_qty: "1",
-      last_price: "187.50",
-    }),
+    inspectPort: server.inspectPort,
+    ingestPath: BLOTTER_INGEST.path,
+    ingestHeaders: BLOTTER_INGEST.headers,
+    report: (step, n, at) => fillReport(orders, step, n, at),
     openStreams: (sink) =>
       opts.transport === "ws"
         ? openAppSockets("127.0.0.1", port, devices, sink)
