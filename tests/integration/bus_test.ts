@@ -6,9 +6,14 @@
  * instance receives only the users it serves.
  */
 import assert from "node:assert/strict";
+import { silentLogger } from "../../log.ts";
+import { ExecutionReport } from "../../orders/model.ts";
+import { SWEEP_MS } from "../../realtime/feed.ts";
+import { openPgStore } from "../../store/pg/mod.ts";
 import {
   api,
   eventually,
+  freePort,
   INGEST_TOKEN,
   login,
   spawnServer,
@@ -256,6 +261,34 @@ t("a session revoked on one instance ends its streams on another", async (env) =
     await stream.ended();
   } finally {
     await a.stop();
+    await b.stop();
+  }
+});
+
+t("an event committed but never published reaches streams by the feed's sweep", async (env) => {
+  const b = await startServer(env);
+  // An instance whose bus never connects: it commits, and publishes nothing (as one killed
+  // between its commit and its publish would).
+  const mute = await openPgStore(DATABASE_URL, {
+    log: silentLogger,
+    schema: env.DATABASE_SCHEMA,
+    eventBusUrl: `nats://127.0.0.1:${freePort()}`,
+  });
+  try {
+    const device = await login(b.url, "sil");
+    const orderId = await workingOrder(b.url, device.token);
+    const stream = await SseClient.open(`${b.url}/api/v1/stream`, {
+      ...bearer(device.token),
+      "last-event-id": "0",
+    });
+    await stream.until((c) => c.orders().length === 2);
+    await mute.applyReport(ExecutionReport.parse(fill(orderId, "unheard")), new Date());
+    // No later event of this user comes to reveal it: only the sweep (SWEEP_MS) finds it.
+    await stream.until((c) => c.orders().length === 3, SWEEP_MS + 10_000);
+    assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
+    stream.close();
+  } finally {
+    await mute.close();
     await b.stop();
   }
 });
