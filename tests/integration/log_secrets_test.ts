@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import webpush from "web-push";
 import { api, eventually, INGEST_TOKEN, login, spawnServer } from "../helpers.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
+import { NO_NATS } from "../nats_helper.ts";
 
 Deno.test({
   name: "logs: no token, secret, key or password appears in any log line",
@@ -20,6 +21,11 @@ Deno.test({
     const password = "hunter2-db-password-not-for-logs";
     const url = new URL(DATABASE_URL);
     url.password = password;
+    // The bus's credentials too (a NATS server without auth takes and ignores them).
+    const busPassword = "nats-password-not-for-logs-9876";
+    const bus: Record<string, string> = NO_NATS
+      ? {}
+      : { EVENT_BUS_URL: `nats://blotter:${busPassword}@127.0.0.1:4222` };
     const server = await spawnServer({
       AUTH_MODE: "dev",
       DATABASE_URL: url.href,
@@ -32,10 +38,11 @@ Deno.test({
       LOG_LEVEL: "debug",
       SIMULATOR: "on",
       SIM_SPEED: "0.05",
+      ...bus,
     });
     const base = server.url;
 
-    const secrets: string[] = [INGEST_TOKEN, service, password, vapid.privateKey];
+    const secrets: string[] = [INGEST_TOKEN, service, password, busPassword, vapid.privateKey];
     let log = "";
     try {
       const phone = await login(base, "lia");
@@ -91,6 +98,7 @@ Deno.test({
     }
 
     assert.ok(log.split("\n").filter(Boolean).length >= 5, `the server did log:\n${log}`);
+    if (!NO_NATS) assert.match(log, /connected to the event bus","servers":"127\.0\.0\.1:4222"/);
     for (const secret of secrets) {
       assert.ok(!log.includes(secret), `a secret appears in the log: ${secret.slice(0, 6)}…`);
     }

@@ -99,3 +99,19 @@ Deno.test("the health check asks the port the server listens on, and nothing els
   assert.equal(healthcheckPort({ PORT: "not a port" }), null);
   assert.equal(healthcheckPort({ PORT: "70000" }), null);
 });
+
+Deno.test("EVENT_BUS_URL: nats:// servers, and only with Postgres", () => {
+  const pg = { AUTH_MODE: "dev", DATABASE_URL: "postgres://db/blotter" };
+  assert.equal(loadConfig(pg).eventBusUrl, null);
+  const two = "nats://n1:4222, nats://user:pass@n2:4222";
+  assert.equal(loadConfig({ ...pg, EVENT_BUS_URL: two }).eventBusUrl, two);
+  for (const bad of ["redis://n1:6379", "nats://", "n1:4222", "nats://n1:4222,,nats://n2"]) {
+    assert.deepEqual(problemsOf({ ...pg, EVENT_BUS_URL: bad }), [
+      "EVENT_BUS_URL: must be nats://HOST:PORT[,…]",
+    ], bad);
+  }
+  assert.match(
+    problemsOf({ AUTH_MODE: "dev", EVENT_BUS_URL: "nats://n1:4222" }).join(),
+    /EVENT_BUS_URL: needs DATABASE_URL/,
+  );
+});
