@@ -14,8 +14,8 @@
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { OrderEvent } from "../../orders/model.ts";
 import type { BusStatus, EventLog } from "../store.ts";
-import type { PgContext } from "./connect.ts";
-import { eventPayload, type Notice, NoticeQueue, parseNotice } from "./notices.ts";
+import type { Broadcast, EventBus, PgContext } from "./connect.ts";
+import { eventPayload, NoticeQueue, parseNotice } from "./notices.ts";
 
 /** How long a user's subscription outlives their last stream (a reconnect reuses it). */
 export const LINGER_MS = 30_000;
@@ -47,7 +47,7 @@ export function busWhere(url: string): string {
 }
 
 /** The NATS bus of one Postgres store. */
-export class NatsBus {
+export class NatsBus implements EventBus {
   readonly #ctx: PgContext;
   readonly #url: string;
   readonly #notices: NoticeQueue;
@@ -134,7 +134,7 @@ export class NatsBus {
   }
 
   /** Tells every instance (a revoke, an alert-target change, a catch-up). */
-  broadcast(notice: Notice): void {
+  broadcast(notice: Broadcast): void {
     this.#publish(`${this.#prefix}.all`, () => JSON.stringify(notice));
   }
 

@@ -7,10 +7,10 @@ import postgres from "postgres";
 import type { Logger } from "../../log.ts";
 import { AppError } from "../../orders/errors.ts";
 import { ChangeListeners } from "../change_listeners.ts";
+import type { OrderEvent } from "../../orders/model.ts";
 import type { PushDeviceRecord, PushSubscriptionRecord } from "../store.ts";
 import { SubscriptionCache } from "../subscription_cache.ts";
 import { StateCache } from "./state_cache.ts";
-import type { NatsBus } from "./bus.ts";
 
 /** One alert target of a user: a browser's subscription or a native app's token. */
 export type AlertTarget = PushSubscriptionRecord | PushDeviceRecord;
@@ -22,6 +22,20 @@ export type Tx = postgres.TransactionSql;
 
 /** NOTIFY payloads must stay under 8000 bytes; above this, send ids and let listeners fetch. */
 const MAX_PAYLOAD = 7_999;
+
+/** What every instance is told on the bus (notices.ts has every kind of notice). */
+export type Broadcast =
+  | { k: "revoke"; u: string; s: string }
+  | { k: "subs"; u: string }
+  | { k: "resync" };
+
+/** The event bus as the write paths use it (bus.ts, when EVENT_BUS_URL is set). */
+export interface EventBus {
+  /** Publishes one user's committed events to the instances that serve the user. */
+  publishEvents(userId: string, events: OrderEvent[]): void;
+  /** Tells every instance. */
+  broadcast(notice: Broadcast): void;
+}
 
 /** Options for the Postgres store. */
 export interface PgStoreOptions {
@@ -75,7 +89,7 @@ export interface PgContext {
    * The event bus when EVENT_BUS_URL is set (then no write NOTIFYs: events, revokes and
    * alert-target changes travel on the bus), else null.
    */
-  bus: NatsBus | null;
+  bus: EventBus | null;
   /** Set once by close(): loops (reconnect, inbox drain) stop. */
   closed: boolean;
 }

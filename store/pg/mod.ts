@@ -64,11 +64,12 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
   const { applyReport } = gate.wrap(groups, ["applyReport"] as const);
   const eventLog = pgEventLog(ctx);
   const inbox = inboxDrain(ctx, { applyReport });
-  if (options.eventBusUrl) {
-    // Before the listener starts: with a bus, LISTEN is for the inbox alone.
-    ctx.bus = new NatsBus(ctx, options.eventBusUrl, eventLog, options.schema ?? "public");
-    ctx.changes.interest = ctx.bus;
-  }
+  const bus = options.eventBusUrl
+    ? new NatsBus(ctx, options.eventBusUrl, eventLog, options.schema ?? "public")
+    : null;
+  // Before the listener starts: with a bus, LISTEN is for the inbox alone.
+  ctx.bus = bus;
+  ctx.changes.interest = bus;
   let listener: Awaited<ReturnType<typeof startListening>>;
   try {
     listener = await startListening(ctx, eventLog, inbox.wake);
@@ -76,7 +77,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
     // The database went away between the schema and LISTEN: close what was opened (main.ts
     // tries the whole open again).
     ctx.closed = true;
-    await ctx.bus?.close();
+    await bus?.close();
     await writers.end().catch(() => {});
     await ctx.sql.end({ timeout: 0 }).catch(() => {});
     throw err;
@@ -84,7 +85,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
 
   // A bus that is not up yet is a degraded feed, not a failed start: it connects in the
   // background, and the start waits only a moment for it.
-  await ctx.bus?.start(BUS_START_WAIT_MS);
+  await bus?.start(BUS_START_WAIT_MS);
 
   async function getSetting(key: string): Promise<string | null> {
     const [row] = await query(
@@ -131,7 +132,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
       return gate.refusedDiskFull;
     },
     reportFallbacks: () => fallbacks.counts(),
-    bus: () => ctx.bus?.status() ?? null,
+    bus: () => bus?.status() ?? null,
 
     async close() {
       // Reports already handed in are committed (or answered) before the pool closes.
@@ -145,7 +146,7 @@ export async function openPgStore(url: string, options: PgStoreOptions): Promise
       await inbox.finished();
       await listener.delivered();
       await listener.end();
-      await ctx.bus?.close();
+      await bus?.close();
       await writers.end();
       await ctx.sql.end({ timeout: 2 });
     },

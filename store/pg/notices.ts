@@ -7,7 +7,7 @@
 import type { OrderEvent } from "../../orders/model.ts";
 import { jsonList } from "../../orders/json.ts";
 import type { EventLog } from "../store.ts";
-import type { PgContext } from "./connect.ts";
+import type { Broadcast, PgContext } from "./connect.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,12 +19,12 @@ export type Notice =
   | { k: "evs"; g: Array<{ u: string; e: OrderEvent[] }> }
   /** One user's committed events by seq, too big to carry: listeners fetch them. */
   | { k: "ids"; u: string; s: number[] }
-  /** A device session was revoked: its streams end, and its user's alert targets changed. */
-  | { k: "revoke"; u: string; s: string }
-  /** A user's alert targets (push subscriptions, native tokens) changed. */
-  | { k: "subs"; u: string }
-  /** A write's outcome was lost (bus only): what it may have committed was never told; catch up. */
-  | { k: "resync" };
+  /**
+   * To every instance: a device session was revoked (`revoke`: its streams end, its user's alert
+   * targets changed); a user's alert targets changed (`subs`); what a write whose outcome was lost
+   * may have committed was never told (`resync`, bus only: everyone catches up).
+   */
+  | Broadcast;
 
 /**
  * One user's events as one payload of at most `max` bytes: the events themselves (`ev`), or only
