@@ -18,6 +18,8 @@ export interface LockedResult {
   answers: Array<ApplyResult | Error>;
   learned: Array<{ user: string; from: number; to: number; orders: Order[] }>;
   byUser: Map<string, OrderEvent[]>;
+  /** The events of exec_ids already stored before this group (resends), per user. */
+  resent: Map<string, OrderEvent[]>;
 }
 
 /**
@@ -68,10 +70,15 @@ export async function decideLocked(
     seq: (userId) => fromSeq.get(userId)!,
     firstTime: (execId) => firstTime.get(execId),
   });
+  const resent = new Map<string, OrderEvent[]>();
   const answers = await Promise.all(decided.decisions.map(async (d) => {
     if (d.kind === "applied" || d.kind === "repeat") return d.result;
     if (d.kind !== "stored") return d.error;
-    return await firstResult(tx, d.first, d.order);
+    const first = await firstResult(tx, d.first, d.order);
+    if (!(first instanceof Error) && first.events.length > 0) {
+      resent.set(first.user_id, [...resent.get(first.user_id) ?? [], ...first.events]);
+    }
+    return first;
   }));
   // What the cache learns: every order read or written here is as of the user's last seq.
   for (const { user_id, order } of decided.orders.values()) {
@@ -86,7 +93,7 @@ export async function decideLocked(
   }));
   const changes = writeSetOf(decided);
   return {
-    result: { answers, learned, byUser: changes.byUser },
+    result: { answers, learned, byUser: changes.byUser, resent },
     write: changes.empty ? undefined : recordWriteSet(ctx, tx, changes),
   };
 }

@@ -10,7 +10,7 @@
  * flight never hold the same user, so this instance never races itself.
  */
 import { AppError } from "../../orders/errors.ts";
-import type { ExecutionReport } from "../../orders/model.ts";
+import type { ExecutionReport, OrderEvent } from "../../orders/model.ts";
 import type { Fallbacks } from "../common.ts";
 import { isDiskFull } from "../write_gate.ts";
 import type { GroupedReport } from "../report_group.ts";
@@ -219,12 +219,17 @@ export class ReportGroups {
   /** Applies a group in one locked transaction; if it fails as a whole, each report alone. */
   async #apply(group: PendingReport[]): Promise<void> {
     try {
-      const { answers, learned, byUser } = await write(
+      const { answers, learned, byUser, resent } = await write(
         this.writers,
         (tx) => lockOwners(tx, group),
         (tx, locked) => decideLocked(this.ctx, tx, group, locked),
       );
       for (const l of learned) this.ctx.cache.learn(l.user, l.from, l.to, l.orders);
+      // A resend usually follows a lost answer, and on the bus the instance that committed the
+      // first copy may have died before publishing it (and alerting): told again (before the
+      // newer events), it reaches the streams that missed it and the alert claim at once; streams
+      // and claims take each event once.
+      if (this.ctx.bus && resent.size > 0) publishOwn(this.ctx, sortedBySeq(resent));
       publishOwn(this.ctx, byUser);
       answers.forEach((answer, i) => {
         if (answer instanceof Error) group[i].reject(answer);
@@ -244,4 +249,14 @@ export class ReportGroups {
       } else for (const p of group) p.reject(err);
     }
   }
+}
+
+/** Each user's events in seq order, without repeats (resends of one report in one group). */
+function sortedBySeq(byUser: Map<string, OrderEvent[]>): Map<string, OrderEvent[]> {
+  return new Map(
+    [...byUser].map(([user, events]) => [
+      user,
+      [...new Map(events.map((e) => [e.seq, e])).values()].sort((a, b) => a.seq - b.seq),
+    ]),
+  );
 }

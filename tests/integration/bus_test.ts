@@ -292,3 +292,38 @@ t("an event committed but never published reaches streams by the feed's sweep", 
     await b.stop();
   }
 });
+
+t("a resend of a report whose first copy was never published brings it at once", async (env) => {
+  const b = await startServer(env);
+  const mute = await openPgStore(DATABASE_URL, {
+    log: silentLogger,
+    schema: env.DATABASE_SCHEMA,
+    eventBusUrl: `nats://127.0.0.1:${freePort()}`,
+  });
+  try {
+    const device = await login(b.url, "res");
+    const orderId = await workingOrder(b.url, device.token);
+    const stream = await SseClient.open(`${b.url}/api/v1/stream`, {
+      ...bearer(device.token),
+      "last-event-id": "0",
+    });
+    await stream.until((c) => c.orders().length === 2);
+    const report = fill(orderId, "lost-answer");
+    await mute.applyReport(ExecutionReport.parse(report), new Date()); // committed, not told
+    const published = async () => {
+      const text = await (await fetch(`${b.url}/metrics`)).text();
+      return Number(/blotter_bus_messages_total\{direction="published"\} (\d+)/.exec(text)![1]);
+    };
+    const before = await published();
+    // The venue, its answer lost, sends the report again, here: a duplicate (200), told again.
+    const again = await api(b.url, INGEST_TOKEN, "POST", "/api/v1/executions", report);
+    assert.equal(again.status, 200);
+    assert.equal(await published(), before + 1);
+    await stream.until((c) => c.orders().length === 3);
+    assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
+    stream.close();
+  } finally {
+    await mute.close();
+    await b.stop();
+  }
+});
