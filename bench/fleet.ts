@@ -101,9 +101,20 @@ export async function startFleet(
 }
 
 /**
+ * The user of report n of a round-robin step (report n goes to instance n % instances): each
+ * instance walks the users from its own offset, so that one user's reports reach every instance
+ * in turn, as a round-robin balancer spreads a venue's requests. (User n % users would send all of
+ * a user's reports to one instance whenever the number of users is a multiple of N.)
+ */
+export function userOf(focus: number[], instances: number, n: number): number {
+  const offset = Math.floor(focus.length / instances) * (n % instances);
+  return focus[(Math.floor(n / instances) + offset) % focus.length];
+}
+
+/**
  * `rate` reports/s for `seconds` on step `step`, round-robin over the instances: report n goes to
- * instance n % N, each instance's share over its own connections; report n is for user
- * `focus[n % focus.length]` (every user, or only some). Answers each instance's result.
+ * instance n % N, each instance's share over its own connections, for user `userOf(focus, N, n)`
+ * (every user, or only some). Answers each instance's result.
  */
 export function sendRoundRobin(
   f: Fleet,
@@ -111,14 +122,16 @@ export function sendRoundRobin(
   o: { rate: number; seconds: number; drainSeconds: number; focus: number[] },
 ) {
   const n = f.senders.length;
-  const orders = o.focus.map((u) => f.orders[u]);
   return Promise.all(f.senders.map((s, i) =>
     s.run({
       rate: o.rate / n,
       seconds: o.seconds,
       batch: 1,
       drainSeconds: o.drainSeconds,
-      report: (k, at) => fillReport(orders, step, k * n + i, at),
+      report: (k, at) => {
+        const r = k * n + i;
+        return fillReport(f.orders[userOf(o.focus, n, r)], step, r, at);
+      },
     })
   ));
 }

@@ -6,7 +6,7 @@
  * times and what the devices received.
  */
 import { awaitDeliveries, Deliveries, type Sink } from "./deliveries.ts";
-import { type Fleet, scrape, sendRoundRobin } from "./fleet.ts";
+import { type Fleet, scrape, sendRoundRobin, userOf } from "./fleet.ts";
 import { type BenchCluster, psql } from "./pg_cluster.ts";
 import { cpuTimes, treeCpuMicros } from "./procs.ts";
 
@@ -64,7 +64,7 @@ export async function warmUp(
   await sleep(2000);
 }
 
-/** Step `step`: `rate` reports/s for `seconds`, report n for user focus[n % focus.length]. */
+/** Step `step`: `rate` reports/s for `seconds` over the users in `focus` (fleet.ts `userOf`). */
 export async function measureStep(
   f: Fleet,
   sys: System,
@@ -100,11 +100,11 @@ export async function measureStep(
   const natsUs = after.nats - before.nats;
   const selfUs = after.self - before.self;
   const busy = after.cpus.map((c, i) => c.busy - before.cpus[i].busy);
-  // Reports of each instance's own users (report n is for user focus[n % focus.length]).
+  // Reports of each instance's own users (every instance sent as many: reports 0 to total - 1).
   const total = sent.reduce((s, r) => s + r.sent, 0);
   const own = f.served.map((users) => {
     let count = 0;
-    for (let k = 0; k < total; k++) if (users[o.focus[k % o.focus.length]]) count++;
+    for (let k = 0; k < total; k++) if (users[userOf(o.focus, n, k)]) count++;
     return count;
   });
   const lat = d.percentiles();

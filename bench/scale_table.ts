@@ -55,6 +55,7 @@ export function printTables(results: Configuration[]): void {
         "µs per report (all)",
         "µs per report of its users",
         "step 2 (instance 0's users only): µs per report",
+        "fallback groups step 1 / 2",
         "bus: users / published / received",
       ],
       results.flatMap((c) =>
@@ -69,6 +70,9 @@ export function printTables(results: Configuration[]): void {
           n(p.cpu_us_per_report),
           n(p.cpu_us_per_own_report),
           n(c.only_instance_0_users?.per_instance[i].cpu_us_per_report),
+          `${n(p.fallback_groups)} / ${
+            n(c.only_instance_0_users?.per_instance[i].fallback_groups)
+          }`,
           p.bus_subscriptions === null
             ? "—"
             : [p.bus_subscriptions, p.bus_published, p.bus_received].map(n).join(" / "),

@@ -152,10 +152,10 @@ export async function seedUsers(
   return { devices, orders };
 }
 
-/** Report n of step `step`, sent at `at`: a partial fill of 1 on the order of user n % users. */
-export function fillReport(orders: string[], step: number, n: number, at: string) {
+/** Report n of step `step`, sent at `at`: a partial fill of 1 on the working order `orderId`. */
+export function fillReport(orderId: string, step: number, n: number, at: string) {
   return {
-    order_id: orders[n % orders.length],
+    order_id: orderId,
     exec_id: execId(step, n),
     type: "partial_fill",
     at,
@@ -197,7 +197,7 @@ export async function startBlotter(opts: {
     inspectPort: server.inspectPort,
     ingestPath: BLOTTER_INGEST.path,
     ingestHeaders: BLOTTER_INGEST.headers,
-    report: (step, n, at) => fillReport(orders, step, n, at),
+    report: (step, n, at) => fillReport(orders[n % opts.users], step, n, at),
     openStreams: (sink) =>
       opts.transport === "ws"
         ? openAppSockets("127.0.0.1", port, devices, sink)
