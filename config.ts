@@ -52,7 +52,7 @@ const Env = z.object({
   WRITE_QUEUE_LIMIT: positiveInt.default(5000),
   PUBLIC_ORIGIN: z.url().optional(),
   EVENT_BUS_URL: z.string()
-    .regex(/^nats:\/\/[^\s,]+(\s*,\s*nats:\/\/[^\s,]+)*$/, "must be nats://HOST:PORT[,…]")
+    .refine((v) => v.split(",").every(isNatsUrl), "must be nats://HOST:PORT[,…]")
     .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   // Native push (FCM, APNs): checked as a group in config_native.ts, listed here for ENV_NAMES.
@@ -61,6 +61,16 @@ const Env = z.object({
     z.ZodOptional<z.ZodString>
   >,
 });
+
+/** Whether one server of EVENT_BUS_URL is `nats://[credentials@]host[:port]`, nothing more. */
+function isNatsUrl(server: string): boolean {
+  try {
+    const u = new URL(server.trim());
+    return u.protocol === "nats:" && u.hostname !== "" && /^\/?$/.test(u.pathname) && !u.search;
+  } catch {
+    return false;
+  }
+}
 
 /** Every environment variable Blotter reads (deployment files are checked against this). */
 export const ENV_NAMES: readonly string[] = Object.freeze(Object.keys(Env.shape));

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { OrderEvent, UserEvent } from "../orders/model.ts";
-import type { Changes, EventLog } from "../store/store.ts";
+import type { Changes, EventLog, SessionStore } from "../store/store.ts";
 import type { Hub } from "./hub.ts";
 
 /** Where the feed hands events besides the hub (the Web Push dispatcher). */
@@ -36,8 +36,8 @@ export const SWEEP_MS = 10_000;
 /** Whom a catch-up round reads for: every user with a stream here, or only these. */
 type Whom = "all" | Set<string>;
 
-/** What the feed asks of the store: its changes, and the log to catch up from. */
-type FeedStore = Changes & Pick<EventLog, "eventsSinceMany">;
+/** What the feed asks of the store: its changes, the log to catch up from, revoked sessions. */
+type FeedStore = Changes & Pick<EventLog, "eventsSinceMany"> & Pick<SessionStore, "revokedAmong">;
 
 /** Starts delivering the store's changes to the hub (and the push dispatcher). */
 export function startFeed(
@@ -66,7 +66,8 @@ export function startFeed(
       .map(({ user_id, after_seq }) => ({ user_id, after_seq: Math.max(after_seq - 1, 0) }));
     if (positions.length === 0) return;
     const events = await store.eventsSinceMany(positions, CATCH_UP_LIMIT);
-    if (events.length > 0) {
+    // A whole round follows a reconnect (worth a line); one for a few users is routine.
+    if (events.length > 0 && whom === "all") {
       log.info("caught up after the change feed returned", {
         users: positions.length,
         events: events.length,
@@ -101,14 +102,31 @@ export function startFeed(
       });
   };
 
-  /** The users served here whose log holds an event newer than their streams: caught up. */
+  /**
+   * The events in the log newer than the streams of the users served here, delivered (and offered
+   * to the push dispatcher) as if heard: an instance that died between commit and publish never
+   * told anyone, nor sent their alerts. Most found are on their way this very moment; streams
+   * take each event once, and an alert is claimed once.
+   */
   const sweep = async () => {
     if (!store.changes.connected) return; // the bus's return catches everyone up anyway
-    const positions = hub.positions();
+    // Streams still opening (at 0) read the log themselves.
+    const positions = hub.positions().filter((p) => p.after_seq > 0);
     if (positions.length === 0) return;
-    const newer = await store.eventsSinceMany(positions, 1);
-    // Most are events on their way this very moment; the catch-up drops what streams have.
-    if (newer.length > 0) resync(new Set(newer.map((e) => e.user_id)));
+    const newer = new Set((await store.eventsSinceMany(positions, 1)).map((e) => e.user_id));
+    if (newer.size === 0) return;
+    const found = positions.filter((p) => newer.has(p.user_id));
+    const events = await store.eventsSinceMany(found, CATCH_UP_LIMIT);
+    log.debug("the sweep found events not yet heard", { users: found.length });
+    publish(events);
+    push?.onEvents(events);
+  };
+
+  /** Ends the streams of sessions revoked while the feed could not say so (a lost notice). */
+  const recheckSessions = async () => {
+    const ids = hub.sessionIds();
+    if (ids.length === 0) return;
+    for (const id of await store.revokedAmong(ids)) hub.endSession(id, "session revoked");
   };
   let sweeping = false;
   const sweeper = deps.sweepMs
@@ -133,6 +151,11 @@ export function startFeed(
       state = { ok: true };
       hub.setRealtimeStatus({ realtime: "ok" });
       resync();
+      recheckSessions()
+        .catch((err) => log.warn("re-checking sessions failed", { err: String(err) }));
+    },
+    behind(userIds) {
+      resync(new Set(userIds));
     },
     disconnected(reason) {
       state = { ok: false, reason };

@@ -251,6 +251,11 @@ export class Hub {
     return out;
   }
 
+  /** The device sessions with an open stream here. */
+  sessionIds(): string[] {
+    return [...this.#sessions.keys()];
+  }
+
   /** Whether a device session has an open stream (a visible page); if not, it gets Web Push. */
   hasSessionStream(sessionId: string): boolean {
     return (this.#sessions.get(sessionId)?.size ?? 0) > 0;

@@ -42,7 +42,9 @@ export function opsRoutes(deps: OpsDeps): Hono<AppEnv> {
     const reason = !storeOk
       ? "the store is not answering"
       : unwritable ?? notAccepting ?? feed.reason ?? "the change feed is down";
-    return c.json({ error: { code: "unavailable", message: reason } }, 503);
+    return c.json({
+      error: { code: "unavailable", message: reason, ...(bus && { details: { bus: bus.state } }) },
+    }, 503);
   });
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");

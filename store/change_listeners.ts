@@ -78,6 +78,11 @@ export class ChangeListeners implements ChangeSource {
     return true;
   }
 
+  /** These users may have missed changes: every listener catches them up from the log. */
+  behind(userIds: string[]): void {
+    if (userIds.length > 0) this.#each("users behind", (l) => l.behind?.(userIds));
+  }
+
   /** Every listener catches up from the log, as after a reconnect (while connected). */
   resync(): void {
     if (this.#connected) this.#each("a resync", (l) => l.connected());

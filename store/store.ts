@@ -1,7 +1,6 @@
 /**
- * The store interface: where orders, their event log, sessions, push subscriptions and settings
- * are kept. Two backends implement it — Deno KV (kv/, the embedded default) and Postgres (pg/)
- * — and both must pass the one contract suite in tests/store_contract.ts.
+ * The store interface: where orders, their event log, sessions, push subscriptions and settings are
+ * kept; Deno KV (kv/, the embedded default) and Postgres (pg/) pass one contract suite.
  *
  * The event log, numbered per user by `seq` (1, 2, 3, … no gaps, in commit order), is the truth;
  * everything downstream (hub, streams, push) can be rebuilt from `eventsSince`.
@@ -77,11 +76,13 @@ export interface ChangeListener {
   sessionRevoked(sessionId: string, userId: string): void;
   /**
    * The change source is connected: called once on subscribe when it already is, and again after
-   * every reconnect. Whatever was committed while disconnected was NOT delivered: catch up here.
+   * every reconnect. What was committed or revoked meanwhile was NOT delivered: catch up here.
    */
   connected(): void;
   /** The change source was lost; events are not arriving until `connected` is called again. */
   disconnected(reason: string): void;
+  /** These users may have missed events (a subscription that had not settled): catch them up. */
+  behind?(userIds: string[]): void;
 }
 
 /** Where listeners subscribe to a store's commits (store/change_listeners.ts). */
@@ -171,6 +172,8 @@ export interface SessionStore {
   ensureSession(session: Omit<Session, "revoked_at" | "last_seen_at">): Promise<Session>;
   /** Updates last_seen_at (callers throttle this; it is not on every request). */
   touchSession(sessionId: string, now: Date): Promise<void>;
+  /** Of these sessions, those revoked (streams re-checked after the change feed missed news). */
+  revokedAmong(sessionIds: string[]): Promise<string[]>;
   /** This user's sessions that are not revoked, newest first. */
   listSessions(userId: string): Promise<Session[]>;
   /**

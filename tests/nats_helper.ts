@@ -72,3 +72,62 @@ export async function withNats<T>(fn: (nats: NatsServer) => Promise<T>): Promise
     await nats.kill();
   }
 }
+
+/**
+ * A TCP proxy in front of a server, to cut one client's link while others keep theirs: `cut`
+ * drops every connection through it and refuses new ones; `restore` takes them again.
+ */
+export class TcpProxy {
+  readonly port = freePort();
+  #listener: Deno.Listener | null = null;
+  readonly #conns = new Set<Deno.Conn>();
+
+  constructor(private readonly target: number) {}
+
+  /** Where clients connect instead of the target. */
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts (or restarts) taking connections. */
+  restore(): void {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+    this.#listener = listener;
+    (async () => {
+      for await (const client of listener) this.#pipe(client);
+    })().catch(() => {});
+  }
+
+  /** Drops every connection and refuses new ones. */
+  cut(): void {
+    this.#listener?.close();
+    this.#listener = null;
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed already */ }
+    }
+    this.#conns.clear();
+  }
+
+  async #pipe(client: Deno.Conn): Promise<void> {
+    let server: Deno.Conn;
+    try {
+      server = await Deno.connect({ hostname: "127.0.0.1", port: this.target });
+    } catch {
+      client.close();
+      return;
+    }
+    this.#conns.add(client).add(server);
+    const end = () => {
+      for (const c of [client, server]) {
+        if (!this.#conns.delete(c)) continue;
+        try {
+          c.close();
+        } catch { /* its pipe closed it already */ }
+      }
+    };
+    client.readable.pipeTo(server.writable).catch(() => {}).finally(end);
+    server.readable.pipeTo(client.writable).catch(() => {}).finally(end);
+  }
+}

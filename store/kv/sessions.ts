@@ -85,6 +85,12 @@ export function kvSessions(
         .commit();
     },
 
+    async revokedAmong(sessionIds) {
+      const revoked: string[] = [];
+      for (const id of sessionIds) if ((await getSession(id))?.revoked_at) revoked.push(id);
+      return revoked;
+    },
+
     async listSessions(userId) {
       const ids: string[] = [];
       for await (const e of kv.list({ prefix: ["us", userId] })) ids.push(e.key[2] as string);

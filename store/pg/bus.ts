@@ -5,46 +5,25 @@
  * instance subscribes to a user's subject while it has a stream or socket of theirs (from the
  * first, until a little after the last); revokes, alert-target changes and "catch up" go to all.
  *
- * NATS core is at-most-once: the Postgres log stays the truth. A subscription is confirmed by the
- * server before a stream reads the log (`watch`), so nothing committed after that read is missed;
- * while the bus is down the change feed is down (streams say `degraded`, clients poll), and once
- * it is back every stream catches up from the log. An instance that published while it had no
- * bus asks every instance to catch up, as what it sent may never have arrived.
+ * NATS core is at-most-once: the Postgres log stays the truth. A stream reads the log only once
+ * its server has the user's subscription (`watch`), and the user is caught up once more a moment
+ * later (other servers of a cluster learn of it a little after). While the bus is down the change
+ * feed is down (streams say `degraded`, clients poll); once it is back every stream catches up
+ * from the log, and since what was published just before a drop may never have arrived, the
+ * instance asks every instance to catch up (events, and revokes and alert-target changes too).
  */
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { OrderEvent } from "../../orders/model.ts";
 import type { BusStatus, EventLog } from "../store.ts";
+import { busServers, busWhere, subjectToken } from "./bus_subjects.ts";
+import { Watches } from "./bus_watches.ts";
 import type { Broadcast, EventBus, PgContext } from "./connect.ts";
 import { eventPayload, NoticeQueue, parseNotice } from "./notices.ts";
 
-/** How long a user's subscription outlives their last stream (a reconnect reuses it). */
-export const LINGER_MS = 30_000;
-/** The longest a new stream waits for its subscription to be confirmed before it reads anyway. */
-const WATCH_WAIT_MS = 2_000;
-/** Reconnect backoff before the first connection, doubling from the first to the last. */
+/** Reconnect backoff while no connection is up, doubling from the first to the last. */
 const CONNECT_RETRY_MS = [250, 500, 1_000, 2_000];
 /** A message's room besides its payload (headers, subject), below the server's max_payload. */
 const PAYLOAD_MARGIN = 1_024;
-
-/** One user's subscription: confirmed once `ready` settles; `linger` set while no stream is open. */
-interface Watch {
-  sub: Subscription | null;
-  ready: Promise<void>;
-  linger?: ReturnType<typeof setTimeout>;
-}
-
-/** A NATS subject token for a user id: itself when plain, else `~` + base64url (injective). */
-export function subjectToken(userId: string): string {
-  if (/^[A-Za-z0-9_-]{1,200}$/.test(userId)) return userId;
-  const bytes = new TextEncoder().encode(userId);
-  const b64 = btoa(String.fromCharCode(...bytes));
-  return "~" + b64.replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-/** The servers of an EVENT_BUS_URL, for a log line: hosts only, never credentials. */
-export function busWhere(url: string): string {
-  return url.split(",").map((s) => s.trim().replace(/^[a-z]+:\/\/(?:[^@/]*@)?/i, "")).join(",");
-}
 
 /** The NATS bus of one Postgres store. */
 export class NatsBus implements EventBus {
@@ -52,16 +31,21 @@ export class NatsBus implements EventBus {
   readonly #url: string;
   readonly #notices: NoticeQueue;
   readonly #prefix: string;
-  readonly #watches = new Map<string, Watch>();
+  readonly #watches: Watches;
   #nc: NatsConnection | null = null;
+  /** The connection the watches and the broadcast subject are subscribed on. */
+  #subscribedOn: NatsConnection | null = null;
   #state: BusStatus["state"] = "connecting";
-  /** Something was published while the bus was away: the others must catch up when it is back. */
+  /** What was published may not have arrived: the others must catch up once the bus is back. */
   #unsent = false;
   #maxPayload = 1_048_576 - PAYLOAD_MARGIN;
   #published = 0;
   #received = 0;
   #closed = false;
+  #loop: Promise<void> = Promise.resolve();
   #onFirstConnect: () => void = () => {};
+  /** Every wait under way, each ended at once by close(), so it leaves no timer behind. */
+  readonly #sleepers = new Set<() => void>();
 
   constructor(ctx: PgContext, url: string, log: Pick<EventLog, "eventsSince">, schema: string) {
     this.#ctx = ctx;
@@ -69,6 +53,15 @@ export class NatsBus implements EventBus {
     this.#notices = new NoticeQueue(ctx, log);
     // Per schema, so instances of two deployments (or two test runs) on one NATS never mix.
     this.#prefix = `blotter.${schema}`;
+    this.#watches = new Watches({
+      subject: (userId) => `${this.#prefix}.u.${subjectToken(userId)}`,
+      hear: (payload) => this.#hear(payload),
+      sleep: (ms) => this.#sleep(ms),
+      behind: (users) => ctx.changes.behind(users),
+      connected: () => this.#state === "connected",
+      closed: () => this.#closed,
+      log: ctx.log,
+    });
   }
 
   /**
@@ -76,14 +69,13 @@ export class NatsBus implements EventBus {
    * once connected, or after `waitMs` with the bus still connecting (the feed is degraded until).
    */
   start(waitMs: number): Promise<void> {
-    this.#connectLoop().catch((err) =>
+    this.#loop = this.#connectLoop().catch((err) =>
       this.#ctx.log.error("the event bus stopped", { err: String(err) })
     );
-    let bound: ReturnType<typeof setTimeout> | undefined;
     return Promise.race([
       new Promise<void>((r) => this.#onFirstConnect = r),
-      new Promise<void>((r) => bound = setTimeout(r, waitMs)),
-    ]).finally(() => clearTimeout(bound));
+      this.#sleep(waitMs),
+    ]);
   }
 
   /** The bus's state and counters. */
@@ -102,27 +94,12 @@ export class NatsBus implements EventBus {
    * `unwatch`.
    */
   watch(userId: string): Promise<void> {
-    const known = this.#watches.get(userId);
-    if (known) {
-      clearTimeout(known.linger);
-      known.linger = undefined;
-      return known.ready;
-    }
-    const watch: Watch = { sub: null, ready: Promise.resolve() };
-    this.#watches.set(userId, watch);
-    if (this.#nc) this.#subscribe(this.#nc, userId, watch);
-    return watch.ready;
+    return this.#watches.watch(userId, this.#nc);
   }
 
   /** The user's last stream here ended: their subscription goes a little later. */
   unwatch(userId: string): void {
-    const watch = this.#watches.get(userId);
-    if (!watch || watch.linger) return;
-    watch.linger = setTimeout(() => {
-      this.#watches.delete(userId);
-      watch.sub?.unsubscribe();
-    }, LINGER_MS);
-    Deno.unrefTimer(watch.linger as unknown as number);
+    this.#watches.unwatch(userId);
   }
 
   /** Publishes one user's committed events on their subject. */
@@ -136,15 +113,21 @@ export class NatsBus implements EventBus {
   /** Tells every instance (a revoke, an alert-target change, a catch-up). */
   broadcast(notice: Broadcast): void {
     this.#publish(`${this.#prefix}.all`, () => JSON.stringify(notice));
+    // With noEcho this instance does not hear its own: a revoke reaches its listeners a turn
+    // later, as its NOTIFY would (the caller has ended this instance's streams by then, with its
+    // own reason); the callers apply the other kinds here themselves.
+    if (notice.k === "revoke") this.#sleep(0).then(() => this.#notices.hear(notice));
   }
 
-  /** Closes the connection; notices heard are delivered first. */
+  /** Closes the connection, and waits for its loop and the notices heard to finish. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const w of this.#watches.values()) clearTimeout(w.linger);
+    this.#watches.close();
+    for (const wake of [...this.#sleepers]) wake();
     const nc = this.#nc;
     this.#nc = null;
     await nc?.close().catch(() => {});
+    await this.#loop;
     await this.#notices.delivered();
   }
 
@@ -153,7 +136,6 @@ export class NatsBus implements EventBus {
     if (!nc || this.#state !== "connected") this.#unsent = true;
     if (!nc) return;
     try {
-      // While reconnecting the client buffers it and sends it once back.
       nc.publish(subject, payload());
       this.#published++;
     } catch (err) {
@@ -162,39 +144,38 @@ export class NatsBus implements EventBus {
     }
   }
 
-  #subscribe(nc: NatsConnection, userId: string, watch: Watch): void {
-    watch.sub = nc.subscribe(`${this.#prefix}.u.${subjectToken(userId)}`, {
-      callback: (err, msg) => err ? this.#failed(err) : this.#hear(msg.string()),
-    });
-    if (this.#state !== "connected") return;
-    let bound: ReturnType<typeof setTimeout> | undefined;
-    watch.ready = Promise.race([
-      nc.flush().then(() => true, () => false),
-      new Promise<false>((r) => bound = setTimeout(r, WATCH_WAIT_MS, false)),
-    ]).then((confirmed) => {
-      clearTimeout(bound);
-      // Not confirmed in time: the stream reads the log anyway, so once the server has the
-      // subscription, the user's streams catch up from the log for what fell in between.
-      if (!confirmed) nc.flush().then(() => this.#ctx.changes.resync(), () => {});
-    });
-  }
-
   #hear(payload: string): void {
     this.#received++;
     const notice = parseNotice(this.#ctx, payload);
     if (notice) this.#notices.hear(notice);
   }
 
-  #failed(err: Error): void {
-    this.#ctx.log.warn("an event bus subscription failed", { err: String(err) });
+  /** A wait that close() ends, and that alone does not keep the process alive. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      Deno.unrefTimer(timer as unknown as number);
+      this.#sleepers.add(done);
+    });
   }
 
-  /** Connects, retrying with backoff; then follows the connection's status until it closes. */
+  /**
+   * Connects, retrying with backoff; follows the connection's status until it closes; and when
+   * the client gives up on it by itself (credentials refused), starts over with a new one.
+   */
   async #connectLoop(): Promise<void> {
-    for (let attempt = 0; !this.#closed; attempt++) {
+    const { servers, ...credentials } = busServers(this.#url);
+    for (let attempt = 0; !this.#closed;) {
+      let nc: NatsConnection;
       try {
-        const nc = await connect({
-          servers: this.#url.split(",").map((s) => s.trim()),
+        nc = await connect({
+          servers,
+          ...credentials,
           name: "blotter",
           // Its own events reach this instance's listeners at commit; it must not hear them twice.
           noEcho: true,
@@ -205,39 +186,57 @@ export class NatsBus implements EventBus {
           maxPingOut: 2,
           timeout: 5_000,
         });
-        if (this.#closed) return void await nc.close();
-        this.#nc = nc;
-        await this.#connected(nc, "connected to the event bus");
-        for await (const s of nc.status()) {
-          if (s.type === "disconnect") this.#lost();
-          else if (s.type === "reconnect") await this.#connected(nc, "the event bus is back");
-        }
-        return;
       } catch (err) {
         if (attempt === 0) {
-          this.#ctx.log.warn("cannot reach the event bus yet; retrying", {
+          this.#ctx.log.warn("cannot reach the event bus; retrying", {
             servers: busWhere(this.#url),
             err: String(err),
           });
         }
-        const wait = CONNECT_RETRY_MS[Math.min(attempt, CONNECT_RETRY_MS.length - 1)];
-        await new Promise((r) => setTimeout(r, wait));
+        await this.#sleep(CONNECT_RETRY_MS[Math.min(attempt++, CONNECT_RETRY_MS.length - 1)]);
+        continue;
       }
+      if (this.#closed) return void await nc.close().catch(() => {});
+      attempt = 0;
+      // Taken before anything is awaited, so no disconnect goes unseen.
+      const statuses = nc.status();
+      this.#nc = nc;
+      await this.#connected(nc, "connected to the event bus");
+      for await (const s of statuses) {
+        if (s.type === "disconnect") this.#lost("the event bus was lost");
+        else if (s.type === "reconnect") await this.#connected(nc, "the event bus is back");
+      }
+      if (this.#closed) return;
+      this.#nc = null;
+      this.#lost("the event bus connection closed");
+      this.#ctx.log.warn("the event bus connection closed; connecting again", {
+        servers: busWhere(this.#url),
+      });
+      await this.#sleep(CONNECT_RETRY_MS[CONNECT_RETRY_MS.length - 1]);
     }
   }
 
   /** (Re)connected: subscribed to all it watches, it catches up (and so do the others, if owed). */
   async #connected(nc: NatsConnection, message: string): Promise<void> {
     if (nc.info) this.#maxPayload = nc.info.max_payload - PAYLOAD_MARGIN;
-    // Once: after a reconnect the client has sent its subscriptions again itself.
-    if (this.#state === "connecting") {
+    // Once per connection: after a reconnect the client sends its subscriptions again itself.
+    if (this.#subscribedOn !== nc) {
+      this.#subscribedOn = nc;
       nc.subscribe(`${this.#prefix}.all`, {
-        callback: (err, msg) => err ? this.#failed(err) : this.#hear(msg.string()),
+        callback: (err, msg) => {
+          if (err) this.#ctx.log.warn("the event bus subscription failed", { err: String(err) });
+          else this.#hear(msg.string());
+        },
       });
-      for (const [userId, watch] of this.#watches) this.#subscribe(nc, userId, watch);
+      this.#watches.subscribeAll(nc);
     }
-    // Re-subscriptions went out with the reconnect; the flush says the server has them.
-    await nc.flush().catch(() => {});
+    try {
+      // The server has every subscription once this answers.
+      await nc.flush();
+    } catch {
+      return; // gone again: its reconnect comes back here
+    }
+    if (this.#closed) return;
     this.#state = "connected";
     if (this.#unsent) {
       this.#unsent = false;
@@ -251,12 +250,14 @@ export class NatsBus implements EventBus {
     this.#onFirstConnect();
   }
 
-  #lost(): void {
+  #lost(reason: string): void {
     if (this.#state !== "connected") return;
     this.#state = "down";
+    // What was published just before the drop may never have reached the server.
+    this.#unsent = true;
     this.#ctx.subs.clear();
     this.#ctx.cache.clear();
     this.#ctx.log.warn("lost the event bus; reconnecting", { servers: busWhere(this.#url) });
-    this.#ctx.changes.down("the event bus was lost");
+    this.#ctx.changes.down(reason);
   }
 }

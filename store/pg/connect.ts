@@ -133,7 +133,9 @@ export async function connect(url: string, options: PgStoreOptions): Promise<PgC
     maxNotifyBytes: options.maxNotifyBytes ?? MAX_PAYLOAD,
     changes: new ChangeListeners(options.log, {
       connected: false,
-      connecting: "the database change feed is connecting",
+      connecting: options.eventBusUrl
+        ? "the event bus is connecting"
+        : "the database change feed is connecting",
     }),
     subs: new SubscriptionCache<AlertTarget>(),
     cache: new StateCache(options.cacheUsers),

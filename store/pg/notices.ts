@@ -84,6 +84,11 @@ export function forgetWhatChanged(ctx: PgContext, notice: Notice): void {
   if (notice.k === "subs" || notice.k === "revoke") ctx.subs.forget(notice.u);
   if (notice.k === "evs") { for (const { u } of notice.g) ctx.cache.forget(u); }
   else if (notice.k === "ev" || notice.k === "ids") ctx.cache.forget(notice.u);
+  else if (notice.k === "resync") {
+    // Another instance's news may have been lost (its alert-target changes among them).
+    ctx.subs.clear();
+    ctx.cache.clear();
+  }
 }
 
 /** Hands a notice to the store's change listeners (fetching the events an `ids` notice names). */

@@ -75,6 +75,14 @@ export function pgSessions(ctx: PgContext): SessionStore {
       );
     },
 
+    async revokedAmong(sessionIds) {
+      if (sessionIds.length === 0) return [];
+      const rows = await query(ctx, (sql) =>
+        sql<{ id: string }[]>`
+          select id from sessions where id = any(${sessionIds}::text[]) and revoked_at is not null`);
+      return rows.map((r) => r.id);
+    },
+
     async listSessions(userId) {
       const rows = await query(ctx, (sql) =>
         sql<SessionRow[]>`
@@ -107,10 +115,9 @@ export function pgSessions(ctx: PgContext): SessionStore {
           from r`);
       for (const r of rows) {
         ctx.subs.forget(r.user_id);
-        // With the bus, nobody heard it from Postgres: this instance ends its streams, and tells.
-        if (!ctx.bus) continue;
-        ctx.changes.revoked(sessionId, r.user_id);
-        ctx.bus.broadcast({ k: "revoke", u: r.user_id, s: sessionId });
+        // With the bus, nobody heard it from Postgres: tell every instance (this one a turn
+        // later: its caller ends its streams first, with its reason).
+        ctx.bus?.broadcast({ k: "revoke", u: r.user_id, s: sessionId });
       }
       return rows.length > 0;
     },

@@ -21,7 +21,7 @@ import {
   startServer,
   type TestServer,
 } from "../helpers.ts";
-import { NO_NATS, withNats } from "../nats_helper.ts";
+import { NO_NATS, TcpProxy, withNats } from "../nats_helper.ts";
 import { DATABASE_URL, dropSchema, freshSchema, NO_POSTGRES } from "../pg_helper.ts";
 
 const ORDER = { symbol: "AAPL", asset_class: "stock", side: "buy", qty: "100000" };
@@ -53,7 +53,7 @@ function t(name: string, fn: (env: Record<string, string>, nats: NatsLike) => Pr
     },
   });
 }
-type NatsLike = { kill(): Promise<void>; start(): Promise<void> };
+type NatsLike = { kill(): Promise<void>; start(): Promise<void>; port: number };
 
 /**
  * Sends a report until it is answered 201 or 200 (a duplicate), as CONTRACT tells ingest clients
@@ -282,6 +282,9 @@ t("an event committed but never published reaches streams by the feed's sweep", 
       "last-event-id": "0",
     });
     await stream.until((c) => c.orders().length === 2);
+    // Past the catch-up that follows a new subscription (bus_watches.ts SETTLE_MS), which would
+    // find the event too.
+    await new Promise((r) => setTimeout(r, 1_500));
     await mute.applyReport(ExecutionReport.parse(fill(orderId, "unheard")), new Date());
     // No later event of this user comes to reveal it: only the sweep (SWEEP_MS) finds it.
     await stream.until((c) => c.orders().length === 3, SWEEP_MS + 10_000);
@@ -327,3 +330,35 @@ t("a resend of a report whose first copy was never published brings it at once",
     await b.stop();
   }
 });
+
+t(
+  "a revoke made while its instance's link to NATS is cut still ends the streams elsewhere",
+  async (env, nats) => {
+    // a reaches NATS through a proxy that the test cuts; b keeps its own link all along.
+    const proxy = new TcpProxy(nats.port);
+    proxy.restore();
+    const a = await startServer({ ...env, EVENT_BUS_URL: proxy.url });
+    const b = await startServer(env);
+    try {
+      const device = await login(a.url, "cut");
+      const other = await login(a.url, "cut");
+      const stream = await SseClient.open(`${b.url}/api/v1/stream`, bearer(device.token));
+      const stays = await SseClient.open(`${b.url}/api/v1/stream`, bearer(other.token));
+      await eventually(async () => (await busMetric(b, "subscriptions")) === 1);
+      proxy.cut();
+      await eventually(async () => (await busState(a)) === "down");
+      // The revoke's notice cannot leave a; b hears nothing of it now.
+      const out = await api(a.url, device.token, "DELETE", `/api/v1/sessions/${device.session_id}`);
+      assert.equal(out.status, 204);
+      proxy.restore();
+      // Back, a asks every instance to catch up, and b finds the session revoked.
+      await stream.ended(15_000);
+      assert.equal(stays.closed, false, "the user's other device stays live");
+      stays.close();
+    } finally {
+      proxy.cut();
+      await a.stop();
+      await b.stop();
+    }
+  },
+);

@@ -48,6 +48,7 @@ Deno.test("feed: a reconnect during a running catch-up gets a round of its own",
         }
         return events;
       },
+      revokedAmong: (ids: string[]) => store.revokedAmong(ids),
     };
 
     const hub = new Hub({ maxStreamsPerUser: 5 });

@@ -105,7 +105,15 @@ Deno.test("EVENT_BUS_URL: nats:// servers, and only with Postgres", () => {
   assert.equal(loadConfig(pg).eventBusUrl, null);
   const two = "nats://n1:4222, nats://user:pass@n2:4222";
   assert.equal(loadConfig({ ...pg, EVENT_BUS_URL: two }).eventBusUrl, two);
-  for (const bad of ["redis://n1:6379", "nats://", "n1:4222", "nats://n1:4222,,nats://n2"]) {
+  const badUrls = [
+    "redis://n1:6379",
+    "nats://",
+    "n1:4222",
+    "nats://n1:4222,,nats://n2",
+    "nats://alice:s3cr/t@h:4222", // a "/" in a password must be written %2F
+    "nats://n1:4222/path",
+  ];
+  for (const bad of badUrls) {
     assert.deepEqual(problemsOf({ ...pg, EVENT_BUS_URL: bad }), [
       "EVENT_BUS_URL: must be nats://HOST:PORT[,…]",
     ], bad);
