@@ -128,6 +128,8 @@ export async function measureStep(
     duplicates: d.duplicates,
     out_of_order: d.outOfOrder,
     latency_ms: lat,
+    // Whether the tail is spread over the step or is one stall (a GC, the bus's sweep).
+    p99_ms_by_second: d.p99BySecond(),
     ingest_answer_ms: {
       p50: round(quantile(answers, 0.5), 1),
       p99: round(quantile(answers, 0.99), 1),
