@@ -3,7 +3,8 @@
  * an instance receives only the users it serves and no write takes Postgres' commit-time NOTIFY
  * lock. The instance that commits publishes each user's events on that user's subject; each
  * instance subscribes to a user's subject while it has a stream or socket of theirs (from the
- * first, until a little after the last); revokes, alert-target changes and "catch up" go to all.
+ * first, until a little after the last); revokes, alert-target changes and "catch up" go to all,
+ * and so do the ids of the users each instance wrote for, batched (bus_written.ts).
  *
  * NATS core is at-most-once: the Postgres log stays the truth. A stream reads the log only once
  * its server has the user's subscription (`watch`), and the user is caught up once more a moment
@@ -17,6 +18,7 @@ import type { OrderEvent } from "../../orders/model.ts";
 import type { BusStatus, EventLog } from "../store.ts";
 import { busServers, busWhere, subjectToken } from "./bus_subjects.ts";
 import { Watches } from "./bus_watches.ts";
+import { WrittenUsers, writtenUsers } from "./bus_written.ts";
 import type { Broadcast, EventBus, PgContext } from "./connect.ts";
 import { eventPayload, NoticeQueue, parseNotice } from "./notices.ts";
 
@@ -32,6 +34,7 @@ export class NatsBus implements EventBus {
   readonly #notices: NoticeQueue;
   readonly #prefix: string;
   readonly #watches: Watches;
+  readonly #written: WrittenUsers;
   #nc: NatsConnection | null = null;
   /** The connection the watches and the broadcast subject are subscribed on. */
   #subscribedOn: NatsConnection | null = null;
@@ -53,6 +56,7 @@ export class NatsBus implements EventBus {
     this.#notices = new NoticeQueue(ctx, log);
     // Per schema, so instances of two deployments (or two test runs) on one NATS never mix.
     this.#prefix = `blotter.${schema}`;
+    this.#written = new WrittenUsers((users) => this.#publish(`${this.#prefix}.w`, () => users));
     this.#watches = new Watches({
       subject: (userId) => `${this.#prefix}.u.${subjectToken(userId)}`,
       hear: (payload) => this.#hear(payload),
@@ -104,6 +108,7 @@ export class NatsBus implements EventBus {
 
   /** Publishes one user's committed events on their subject. */
   publishEvents(userId: string, events: OrderEvent[]): void {
+    this.#written.add(userId);
     this.#publish(
       `${this.#prefix}.u.${subjectToken(userId)}`,
       () => eventPayload(userId, events, this.#maxPayload),
@@ -121,6 +126,7 @@ export class NatsBus implements EventBus {
 
   /** Closes the connection, and waits for its loop and the notices heard to finish. */
   async close(): Promise<void> {
+    this.#written.flush();
     this.#closed = true;
     this.#watches.close();
     for (const wake of [...this.#sleepers]) wake();
@@ -229,6 +235,14 @@ export class NatsBus implements EventBus {
         },
       });
       this.#watches.subscribeAll(nc);
+      // Every instance's written users: this instance's state cache forgets them.
+      nc.subscribe(`${this.#prefix}.w`, {
+        callback: (err, msg) => {
+          if (err) return;
+          this.#received++;
+          for (const u of writtenUsers(msg.string())) this.#ctx.cache.forget(u);
+        },
+      });
     }
     try {
       // The server has every subscription once this answers.

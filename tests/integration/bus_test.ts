@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { silentLogger } from "../../log.ts";
-import { ExecutionReport } from "../../orders/model.ts";
+import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { SWEEP_MS } from "../../realtime/feed.ts";
 import { openPgStore } from "../../store/pg/mod.ts";
 import {
@@ -359,6 +359,41 @@ t(
       proxy.cut();
       await a.stop();
       await b.stop();
+    }
+  },
+);
+
+t(
+  "a write on another instance makes this one's cache forget the user, not fail a fast write",
+  async (env) => {
+    const open = () =>
+      openPgStore(DATABASE_URL, {
+        log: silentLogger,
+        schema: env.DATABASE_SCHEMA,
+        eventBusUrl: env.EVENT_BUS_URL,
+      });
+    const a = await open();
+    const b = await open();
+    try {
+      const placed = await a.placeOrder(
+        "wes",
+        OrderRequest.parse({ symbol: "AAPL", asset_class: "stock", side: "buy", qty: "100" }),
+        new Date(),
+      );
+      const report = (id: string) => ExecutionReport.parse(fill(placed.order.id, id));
+      for (let i = 0; i < 5; i++) {
+        await a.applyReport(report(`a-${i}`), new Date()); // a caches the user as of its write
+        const heard = a.bus()!.received;
+        await b.applyReport(report(`b-${i}`), new Date()); // b writes for them: a's copy is stale
+        // a serves no stream of this user, so all it hears is b's batch of written users.
+        await eventually(() => a.bus()!.received > heard);
+      }
+      await a.applyReport(report("a-last"), new Date());
+      assert.equal(a.reportFallbacks().get("stale_cache") ?? 0, 0);
+      assert.equal(await a.currentSeq("wes"), 12);
+    } finally {
+      await a.close();
+      await b.close();
     }
   },
 );
