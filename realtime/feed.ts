@@ -33,6 +33,18 @@ const CATCH_UP_LIMIT = 1_000;
  */
 export const SWEEP_MS = 10_000;
 
+/** While the feed is down, how often open streams' sessions are checked for a revoke. */
+const REVOKE_POLL_MS = 2_000;
+
+/** Events told again (not first heard) are alerted only if this recent (by their time). */
+const RECENT_MS = 60_000;
+
+/** The events of a batch recent enough to alert: a replay hours later alerts nobody. */
+function recent(batch: UserEvent[]): UserEvent[] {
+  const since = Date.now() - RECENT_MS;
+  return batch.filter((e) => Date.parse(e.event.at) >= since);
+}
+
 /** Whom a catch-up round reads for: every user with a stream here, or only these. */
 type Whom = "all" | Set<string>;
 
@@ -61,7 +73,9 @@ export function startFeed(
   };
 
   const catchUp = async (whom: Whom) => {
-    const positions = hub.positions()
+    // A round for a few users (a subscription settling) leaves out streams that replay or fill:
+    // they read the store themselves, and one still opening would read its whole history here.
+    const positions = hub.positions(whom !== "all")
       .filter(({ user_id }) => whom === "all" || whom.has(user_id))
       .map(({ user_id, after_seq }) => ({ user_id, after_seq: Math.max(after_seq - 1, 0) }));
     if (positions.length === 0) return;
@@ -111,7 +125,7 @@ export function startFeed(
   const sweep = async () => {
     if (!store.changes.connected) return; // the bus's return catches everyone up anyway
     // Streams still opening (at 0) read the log themselves.
-    const positions = hub.positions().filter((p) => p.after_seq > 0);
+    const positions = hub.positions(true).filter((p) => p.after_seq > 0);
     if (positions.length === 0) return;
     const newer = new Set((await store.eventsSinceMany(positions, 1)).map((e) => e.user_id));
     if (newer.size === 0) return;
@@ -119,15 +133,33 @@ export function startFeed(
     const events = await store.eventsSinceMany(found, CATCH_UP_LIMIT);
     log.debug("the sweep found events not yet heard", { users: found.length });
     publish(events);
-    push?.onEvents(events);
+    push?.onEvents(recent(events));
   };
 
-  /** Ends the streams of sessions revoked while the feed could not say so (a lost notice). */
-  const recheckSessions = async () => {
-    const ids = hub.sessionIds();
-    if (ids.length === 0) return;
-    for (const id of await store.revokedAmong(ids)) hub.endSession(id, "session revoked");
+  /**
+   * Ends the streams of sessions revoked while the feed could not say so (a lost notice): after
+   * every reconnect, and every REVOKE_POLL_MS while the feed is down. One query at a time, and
+   * asks meanwhile make one more.
+   */
+  let rechecking: Promise<void> | null = null;
+  let recheckAgain = false;
+  const recheckSessions = () => {
+    if (rechecking) return void (recheckAgain = true);
+    rechecking = (async () => {
+      const ids = hub.sessionIds();
+      if (ids.length === 0) return;
+      for (const id of await store.revokedAmong(ids)) hub.endSession(id, "session revoked");
+    })()
+      .catch((err) => log.debug("re-checking sessions failed", { err: String(err) }))
+      .finally(() => {
+        rechecking = null;
+        if (recheckAgain) {
+          recheckAgain = false;
+          recheckSessions();
+        }
+      });
   };
+  let polling: ReturnType<typeof setInterval> | undefined;
   let sweeping = false;
   const sweeper = deps.sweepMs
     ? setInterval(() => {
@@ -140,9 +172,9 @@ export function startFeed(
   if (sweeper !== undefined) Deno.unrefTimer(sweeper as unknown as number);
 
   const unsubscribe = store.changes.subscribe({
-    events(batch) {
+    events(batch, replayed) {
       publish(batch);
-      push?.onEvents(batch);
+      push?.onEvents(replayed ? recent(batch) : batch);
     },
     sessionRevoked(sessionId) {
       hub.endSession(sessionId, "session revoked");
@@ -150,9 +182,10 @@ export function startFeed(
     connected() {
       state = { ok: true };
       hub.setRealtimeStatus({ realtime: "ok" });
+      clearInterval(polling);
+      polling = undefined;
       resync();
-      recheckSessions()
-        .catch((err) => log.warn("re-checking sessions failed", { err: String(err) }));
+      recheckSessions();
     },
     behind(userIds) {
       resync(new Set(userIds));
@@ -160,6 +193,11 @@ export function startFeed(
     disconnected(reason) {
       state = { ok: false, reason };
       hub.setRealtimeStatus({ realtime: "degraded", reason });
+      // A revoke told meanwhile is not heard: look for one in the store until the feed is back.
+      if (polling === undefined) {
+        polling = setInterval(recheckSessions, REVOKE_POLL_MS);
+        Deno.unrefTimer(polling as unknown as number);
+      }
     },
   });
 
@@ -167,6 +205,7 @@ export function startFeed(
     status: () => state,
     stop() {
       clearInterval(sweeper);
+      clearInterval(polling);
       unsubscribe();
     },
   };

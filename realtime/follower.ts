@@ -74,6 +74,11 @@ export abstract class Follower implements Subscriber {
     return this.at.seq;
   }
 
+  /** Whether it sends events as they come (not opening, replaying or filling from the store). */
+  get live(): boolean {
+    return this.#liveQueue === null && !this.closed;
+  }
+
   /** Sends events in seq order: a replay page (`live` false) or live ones. */
   protected abstract send(events: OrderEvent[], live: boolean, shared?: SharedFrames): void;
   /** Tells the client to reload: live from `at` on. */

@@ -50,6 +50,8 @@ export interface Subscriber {
   readonly sessionId: string;
   /** The last seq this stream has sent (or will send, once its replay is done). */
   readonly lastSeq: number;
+  /** Whether it is live (not opening, replaying or filling a gap from the store). */
+  readonly live?: boolean;
   /**
    * New events for this user, in seq order. Must not block; may arrive twice or with gaps.
    * `shared` (when the user has several streams) holds frames another stream already built.
@@ -240,12 +242,15 @@ export class Hub {
     return this.#status;
   }
 
-  /** Each user with an open stream and the oldest position among their streams (catch-up). */
-  positions(): Array<{ user_id: string; after_seq: number }> {
+  /**
+   * Each user with an open stream and the oldest position among their streams (catch-up);
+   * `liveOnly`: among live streams only (one that replays or fills reads the store itself).
+   */
+  positions(liveOnly = false): Array<{ user_id: string; after_seq: number }> {
     const out: Array<{ user_id: string; after_seq: number }> = [];
     for (const [userId, subs] of this.#users) {
       let min = Infinity;
-      for (const s of subs) min = Math.min(min, s.lastSeq);
+      for (const s of subs) if (!liveOnly || s.live !== false) min = Math.min(min, s.lastSeq);
       if (min !== Infinity) out.push({ user_id: userId, after_seq: min });
     }
     return out;

@@ -34,10 +34,11 @@ export function registerStoreMetrics(
   );
   metrics.readCounter(
     "blotter_bus_messages_total",
-    "Messages this instance published on the event bus and received from it",
+    "Event bus messages: published here, received for the users served here, and other instances' written-user batches",
     () => [
       [{ direction: "published" }, bus().published] as const,
       [{ direction: "received" }, bus().received] as const,
+      [{ direction: "written" }, bus().writtenHeard] as const,
     ],
   );
 }

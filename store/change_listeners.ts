@@ -6,7 +6,41 @@
  */
 import type { Logger } from "../log.ts";
 import type { UserEvent } from "../orders/model.ts";
-import type { ChangeListener, ChangeSource } from "./store.ts";
+
+/** Receives what the store commits, from this process or (Postgres) from any instance. */
+export interface ChangeListener {
+  /**
+   * Events committed, in per-user seq order. May arrive late or twice after a reconnect.
+   * `replayed`: told again rather than first heard (a resend's stored events, the bus's sweep).
+   */
+  events(events: UserEvent[], replayed?: boolean): void;
+  /** A session was revoked: its streams must end. */
+  sessionRevoked(sessionId: string, userId: string): void;
+  /**
+   * The change source is connected: called once on subscribe when it already is, and again after
+   * every reconnect. What was committed or revoked meanwhile was NOT delivered: catch up here.
+   */
+  connected(): void;
+  /** The change source was lost; events are not arriving until `connected` is called again. */
+  disconnected(reason: string): void;
+  /** These users may have missed events (a subscription that had not settled): catch them up. */
+  behind?(userIds: string[]): void;
+}
+
+/** Where listeners subscribe to a store's commits (store/change_listeners.ts). */
+export interface ChangeSource {
+  /** Adds a listener; returns a function that removes it. */
+  subscribe(listener: ChangeListener): () => void;
+  /** Whether notifications are flowing right now (for /readyz and `status` events). */
+  readonly connected: boolean;
+  /**
+   * Asks for a user's changes from other instances (the bus subscribes per user); resolves once
+   * they flow, so a stream may then read the log. Absent where every instance hears everything.
+   */
+  watch?(userId: string): Promise<void>;
+  /** This instance no longer serves the user (its last stream ended). */
+  unwatch?(userId: string): void;
+}
 
 /** The listeners of one store's changes, and whether changes are flowing to them. */
 export class ChangeListeners implements ChangeSource {
@@ -54,9 +88,9 @@ export class ChangeListeners implements ChangeSource {
   }
 
   /** Tells every listener about committed events (in per-user seq order). */
-  publish(events: UserEvent[]): void {
+  publish(events: UserEvent[], replayed = false): void {
     if (events.length === 0) return;
-    this.#each("committed events", (l) => l.events(events));
+    this.#each("committed events", (l) => l.events(events, replayed));
   }
 
   /** Tells every listener a session was revoked. */

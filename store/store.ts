@@ -13,6 +13,10 @@ import type {
   ReplaceRequest,
   UserEvent,
 } from "../orders/model.ts";
+import type { ChangeSource } from "./change_listeners.ts";
+
+/** Who hears what a store commits: defined with their registry (change_listeners.ts). */
+export type { ChangeListener, ChangeSource } from "./change_listeners.ts";
 
 /** The result of a write that produced events (an order action or an applied report). */
 export interface WriteResult {
@@ -66,38 +70,6 @@ export interface PushSubscriptionRecord {
   user_id: string;
   session_id: string;
   created_at: string;
-}
-
-/** Receives what the store commits, from this process or (Postgres) from any instance. */
-export interface ChangeListener {
-  /** Events committed, in per-user seq order. May arrive late or twice after a reconnect. */
-  events(events: UserEvent[]): void;
-  /** A session was revoked: its streams must end. */
-  sessionRevoked(sessionId: string, userId: string): void;
-  /**
-   * The change source is connected: called once on subscribe when it already is, and again after
-   * every reconnect. What was committed or revoked meanwhile was NOT delivered: catch up here.
-   */
-  connected(): void;
-  /** The change source was lost; events are not arriving until `connected` is called again. */
-  disconnected(reason: string): void;
-  /** These users may have missed events (a subscription that had not settled): catch them up. */
-  behind?(userIds: string[]): void;
-}
-
-/** Where listeners subscribe to a store's commits (store/change_listeners.ts). */
-export interface ChangeSource {
-  /** Adds a listener; returns a function that removes it. */
-  subscribe(listener: ChangeListener): () => void;
-  /** Whether notifications are flowing right now (for /readyz and `status` events). */
-  readonly connected: boolean;
-  /**
-   * Asks for a user's changes from other instances (the bus subscribes per user); resolves once
-   * they flow, so a stream may then read the log. Absent where every instance hears everything.
-   */
-  watch?(userId: string): Promise<void>;
-  /** This instance no longer serves the user (its last stream ended). */
-  unwatch?(userId: string): void;
 }
 
 /** Orders: the user's actions, the venue's reports, and the reads of snapshots. */
@@ -272,12 +244,16 @@ export interface Health {
   bus(): BusStatus | null;
 }
 
-/** The event bus's state; `subscriptions` counts the users this instance is subscribed to. */
+/**
+ * The event bus: its state, the users subscribed to, messages published and received, and other
+ * instances' batches of written users heard (ids only, for the state cache).
+ */
 export interface BusStatus {
   state: "connecting" | "connected" | "down";
   subscriptions: number;
   published: number;
   received: number;
+  writtenHeard: number;
 }
 
 /**

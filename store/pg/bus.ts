@@ -24,6 +24,10 @@ import { eventPayload, NoticeQueue, parseNotice } from "./notices.ts";
 
 /** Reconnect backoff while no connection is up, doubling from the first to the last. */
 const CONNECT_RETRY_MS = [250, 500, 1_000, 2_000];
+/** How long before a drop a publish may have been lost with it (pings notice in ~10 s). */
+const UNSENT_WINDOW_MS = 15_000;
+/** After a (re)connect, when everything is caught up once more (a cluster's other servers). */
+const SETTLE_MS = 500;
 /** A message's room besides its payload (headers, subject), below the server's max_payload. */
 const PAYLOAD_MARGIN = 1_024;
 
@@ -44,6 +48,10 @@ export class NatsBus implements EventBus {
   #maxPayload = 1_048_576 - PAYLOAD_MARGIN;
   #published = 0;
   #received = 0;
+  /** Batches of written users heard (kept apart: they come from every instance's writes). */
+  #writtenHeard = 0;
+  /** When this instance last published: a drop soon after may have lost it. */
+  #lastPublished = -Infinity;
   #closed = false;
   #loop: Promise<void> = Promise.resolve();
   #onFirstConnect: () => void = () => {};
@@ -89,6 +97,7 @@ export class NatsBus implements EventBus {
       subscriptions: this.#watches.size,
       published: this.#published,
       received: this.#received,
+      writtenHeard: this.#writtenHeard,
     };
   }
 
@@ -108,6 +117,7 @@ export class NatsBus implements EventBus {
 
   /** Publishes one user's committed events on their subject. */
   publishEvents(userId: string, events: OrderEvent[]): void {
+    if (this.#closed) return; // told by the others' sweep: nothing is published after close
     this.#written.add(userId);
     this.#publish(
       `${this.#prefix}.u.${subjectToken(userId)}`,
@@ -144,6 +154,7 @@ export class NatsBus implements EventBus {
     try {
       nc.publish(subject, payload());
       this.#published++;
+      this.#lastPublished = Date.now();
     } catch (err) {
       this.#unsent = true;
       this.#ctx.log.warn("publishing on the event bus failed", { err: String(err) });
@@ -239,7 +250,7 @@ export class NatsBus implements EventBus {
       nc.subscribe(`${this.#prefix}.w`, {
         callback: (err, msg) => {
           if (err) return;
-          this.#received++;
+          this.#writtenHeard++;
           for (const u of writtenUsers(msg.string())) this.#ctx.cache.forget(u);
         },
       });
@@ -262,13 +273,19 @@ export class NatsBus implements EventBus {
     this.#ctx.log.info(message, { servers: busWhere(this.#url) });
     this.#ctx.changes.up();
     this.#onFirstConnect();
+    // Our subscriptions went to one server; a cluster's others learn of them a moment later, and
+    // what they routed meanwhile (events, revokes) is caught up once more after that.
+    this.#sleep(SETTLE_MS).then(() => {
+      if (!this.#closed && this.#state === "connected") this.#ctx.changes.resync();
+    });
   }
 
   #lost(reason: string): void {
     if (this.#state !== "connected") return;
     this.#state = "down";
-    // What was published just before the drop may never have reached the server.
-    this.#unsent = true;
+    // What was published just before the drop (within the pings that notice a dead link) may
+    // never have reached the server.
+    if (Date.now() - this.#lastPublished < UNSENT_WINDOW_MS) this.#unsent = true;
     this.#ctx.subs.clear();
     this.#ctx.cache.clear();
     this.#ctx.log.warn("lost the event bus; reconnecting", { servers: busWhere(this.#url) });

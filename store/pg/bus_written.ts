@@ -9,6 +9,8 @@
 
 /** How long written users gather before they are told (a user's next report is far later). */
 const BATCH_MS = 20;
+/** Ids per message at most (a user id is at most a few hundred bytes). */
+const PER_MESSAGE = 1_000;
 
 /** Gathers written users and tells them in batches. */
 export class WrittenUsers {
@@ -33,7 +35,10 @@ export class WrittenUsers {
     if (this.#pending.size === 0) return;
     const users = [...this.#pending];
     this.#pending = new Set();
-    this.tell(JSON.stringify(users));
+    // In pieces well under a server's max_payload (1 MB by default; ids are short).
+    for (let i = 0; i < users.length; i += PER_MESSAGE) {
+      this.tell(JSON.stringify(users.slice(i, i + PER_MESSAGE)));
+    }
   }
 }
 

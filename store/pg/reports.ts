@@ -227,9 +227,9 @@ export class ReportGroups {
       for (const l of learned) this.ctx.cache.learn(l.user, l.from, l.to, l.orders);
       // A resend usually follows a lost answer, and on the bus the instance that committed the
       // first copy may have died before publishing it (and alerting): told again (before the
-      // newer events), it reaches the streams that missed it and the alert claim at once; streams
-      // and claims take each event once.
-      if (this.ctx.bus && resent.size > 0) publishOwn(this.ctx, sortedBySeq(resent));
+      // newer events), it reaches the streams that missed it at once, and the alert claim if it
+      // is recent (a session's resend hours later alerts nobody); each is taken once.
+      if (this.ctx.bus && resent.size > 0) publishOwn(this.ctx, sortedBySeq(resent), true);
       publishOwn(this.ctx, byUser);
       answers.forEach((answer, i) => {
         if (answer instanceof Error) group[i].reject(answer);

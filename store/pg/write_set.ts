@@ -197,13 +197,17 @@ export function eventNotices(ctx: PgContext, byUser: Map<string, OrderEvent[]>):
  * feed delivers on), instead of waiting for its NOTIFY to come back from Postgres; with the bus,
  * publishes them there for the other instances too.
  */
-export function publishOwn(ctx: PgContext, byUser: Iterable<[string, OrderEvent[]]>): void {
+export function publishOwn(
+  ctx: PgContext,
+  byUser: Iterable<[string, OrderEvent[]]>,
+  replayed = false,
+): void {
   const batch: UserEvent[] = [];
   for (const [user_id, events] of byUser) {
     for (const event of events) batch.push({ user_id, event });
     ctx.bus?.publishEvents(user_id, events);
   }
-  ctx.changes.publish(batch);
+  ctx.changes.publish(batch, replayed);
 }
 
 /**

@@ -383,10 +383,10 @@ t(
       const report = (id: string) => ExecutionReport.parse(fill(placed.order.id, id));
       for (let i = 0; i < 5; i++) {
         await a.applyReport(report(`a-${i}`), new Date()); // a caches the user as of its write
-        const heard = a.bus()!.received;
+        const heard = a.bus()!.writtenHeard;
         await b.applyReport(report(`b-${i}`), new Date()); // b writes for them: a's copy is stale
         // a serves no stream of this user, so all it hears is b's batch of written users.
-        await eventually(() => a.bus()!.received > heard);
+        await eventually(() => a.bus()!.writtenHeard > heard);
       }
       await a.applyReport(report("a-last"), new Date());
       assert.equal(a.reportFallbacks().get("stale_cache") ?? 0, 0);
@@ -394,6 +394,33 @@ t(
     } finally {
       await a.close();
       await b.close();
+    }
+  },
+);
+
+t(
+  "while its own bus is down, an instance still ends a revoked session's streams",
+  async (env, nats) => {
+    // b reaches NATS through a proxy that the test cuts: the revoke a tells never reaches b.
+    const proxy = new TcpProxy(nats.port);
+    proxy.restore();
+    const a = await startServer(env);
+    const b = await startServer({ ...env, EVENT_BUS_URL: proxy.url });
+    try {
+      const device = await login(a.url, "far");
+      const stream = await SseClient.open(`${b.url}/api/v1/stream`, bearer(device.token));
+      await eventually(async () => (await busMetric(b, "subscriptions")) === 1);
+      proxy.cut();
+      await eventually(async () => (await busState(b)) === "down");
+      const out = await api(a.url, device.token, "DELETE", `/api/v1/sessions/${device.session_id}`);
+      assert.equal(out.status, 204);
+      // b looks for revokes in the store while its feed is down.
+      await stream.ended(10_000);
+      assert.equal(await busState(b), "down", "ended before the bus came back");
+    } finally {
+      proxy.cut();
+      await a.stop();
+      await b.stop();
     }
   },
 );
