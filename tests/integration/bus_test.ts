@@ -10,6 +10,7 @@ import { silentLogger } from "../../log.ts";
 import { ExecutionReport, OrderRequest } from "../../orders/model.ts";
 import { SWEEP_MS } from "../../realtime/feed.ts";
 import { openPgStore } from "../../store/pg/mod.ts";
+import type { Store } from "../../store/store.ts";
 import {
   api,
   eventually,
@@ -265,10 +266,16 @@ t("a session revoked on one instance ends its streams on another", async (env) =
   }
 });
 
-t("an event committed but never published reaches streams by the feed's sweep", async (env) => {
+/**
+ * An instance `b`, a stream there of a user with a working order (seqs 1 and 2 shown), and a
+ * "mute" instance whose bus never connects: what it commits, it publishes to nobody, as one
+ * killed between its commit and its publish would.
+ */
+async function withMuteWriter(
+  env: Record<string, string>,
+  fn: (ctx: { b: TestServer; mute: Store; orderId: string; stream: SseClient }) => Promise<void>,
+): Promise<void> {
   const b = await startServer(env);
-  // An instance whose bus never connects: it commits, and publishes nothing (as one killed
-  // between its commit and its publish would).
   const mute = await openPgStore(DATABASE_URL, {
     log: silentLogger,
     schema: env.DATABASE_SCHEMA,
@@ -282,54 +289,47 @@ t("an event committed but never published reaches streams by the feed's sweep", 
       "last-event-id": "0",
     });
     await stream.until((c) => c.orders().length === 2);
-    // Past the catch-up that follows a new subscription (bus_watches.ts SETTLE_MS), which would
-    // find the event too.
-    await new Promise((r) => setTimeout(r, 1_500));
-    await mute.applyReport(ExecutionReport.parse(fill(orderId, "unheard")), new Date());
-    // No later event of this user comes to reveal it: only the sweep (SWEEP_MS) finds it.
-    await stream.until((c) => c.orders().length === 3, SWEEP_MS + 10_000);
-    assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
+    await fn({ b, mute, orderId, stream });
     stream.close();
   } finally {
     await mute.close();
     await b.stop();
   }
-});
+}
 
-t("a resend of a report whose first copy was never published brings it at once", async (env) => {
-  const b = await startServer(env);
-  const mute = await openPgStore(DATABASE_URL, {
-    log: silentLogger,
-    schema: env.DATABASE_SCHEMA,
-    eventBusUrl: `nats://127.0.0.1:${freePort()}`,
-  });
-  try {
-    const device = await login(b.url, "res");
-    const orderId = await workingOrder(b.url, device.token);
-    const stream = await SseClient.open(`${b.url}/api/v1/stream`, {
-      ...bearer(device.token),
-      "last-event-id": "0",
-    });
-    await stream.until((c) => c.orders().length === 2);
-    const report = fill(orderId, "lost-answer");
-    await mute.applyReport(ExecutionReport.parse(report), new Date()); // committed, not told
-    const published = async () => {
-      const text = await (await fetch(`${b.url}/metrics`)).text();
-      return Number(/blotter_bus_messages_total\{direction="published"\} (\d+)/.exec(text)![1]);
-    };
-    const before = await published();
-    // The venue, its answer lost, sends the report again, here: a duplicate (200), told again.
-    const again = await api(b.url, INGEST_TOKEN, "POST", "/api/v1/executions", report);
-    assert.equal(again.status, 200);
-    assert.equal(await published(), before + 1);
-    await stream.until((c) => c.orders().length === 3);
-    assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
-    stream.close();
-  } finally {
-    await mute.close();
-    await b.stop();
-  }
-});
+t(
+  "an event committed but never published reaches streams by the feed's sweep",
+  (env) =>
+    withMuteWriter(env, async ({ mute, orderId, stream }) => {
+      // Past the catch-up that follows a new subscription (bus_watches.ts SETTLE_MS), which would
+      // find the event too.
+      await new Promise((r) => setTimeout(r, 1_500));
+      await mute.applyReport(ExecutionReport.parse(fill(orderId, "unheard")), new Date());
+      // No later event of this user comes to reveal it: only the sweep (SWEEP_MS) finds it.
+      await stream.until((c) => c.orders().length === 3, SWEEP_MS + 10_000);
+      assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
+    }),
+);
+
+t(
+  "a resend of a report whose first copy was never published brings it at once",
+  (env) =>
+    withMuteWriter(env, async ({ b, mute, orderId, stream }) => {
+      const report = fill(orderId, "lost-answer");
+      await mute.applyReport(ExecutionReport.parse(report), new Date()); // committed, not told
+      const published = async () => {
+        const text = await (await fetch(`${b.url}/metrics`)).text();
+        return Number(/blotter_bus_messages_total\{direction="published"\} (\d+)/.exec(text)![1]);
+      };
+      const before = await published();
+      // The venue, its answer lost, sends the report again, here: a duplicate (200), told again.
+      const again = await api(b.url, INGEST_TOKEN, "POST", "/api/v1/executions", report);
+      assert.equal(again.status, 200);
+      assert.equal(await published(), before + 1);
+      await stream.until((c) => c.orders().length === 3);
+      assert.deepEqual(stream.orders().map((e) => e.seq), seqs(3));
+    }),
+);
 
 t(
   "a revoke made while its instance's link to NATS is cut still ends the streams elsewhere",
