@@ -39,8 +39,15 @@ async function ok(url: string): Promise<boolean> {
   return res.ok;
 }
 
-async function post(base: string, path: string, token: string, body: unknown) {
+async function postJson(
+  base: string,
+  path: string,
+  token: string,
+  body: unknown,
+  client?: Deno.HttpClient,
+) {
   const res = await fetch(`${base}${path}`, {
+    client,
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
@@ -114,40 +121,51 @@ export async function spawnBlotter(opts: {
 /**
  * Makes `users` users through the server at `base`, `devicesPerUser` sessions each (device
  * u * devicesPerUser + slot) and one big working order each (orders[u]), `parallel` users at a
- * time.
+ * time. User u is `bench<firstUser + u>` (several processes may each make their share).
  */
 export async function seedUsers(
   base: string,
   users: number,
   devicesPerUser: number,
   parallel = 50,
+  firstUser = 0,
 ): Promise<{ devices: Device[]; orders: string[] }> {
   const devices: Device[] = [];
   const orders: string[] = new Array(users);
-  for (let i = 0; i < users; i += parallel) {
-    await Promise.all(
-      Array.from({ length: Math.min(parallel, users - i) }, async (_, j) => {
-        const u = i + j;
-        const tokens = [];
-        for (let slot = 0; slot < devicesPerUser; slot++) {
-          tokens.push((await post(base, "/api/v1/sessions", "", { username: `bench${u}` })).token);
-        }
-        const order = await post(base, "/api/v1/orders", tokens[0], {
-          symbol: "AAPL",
-          asset_class: "stock",
-          side: "buy",
-          qty: "1000000000",
-        });
-        await post(base, BLOTTER_INGEST.path, INGEST_TOKEN, {
-          order_id: order.id,
-          exec_id: `new-${order.id}`,
-          type: "new",
-          at: new Date().toISOString(),
-        });
-        orders[u] = order.id;
-        tokens.forEach((token, slot) => devices[u * devicesPerUser + slot] = { token, slot });
-      }),
-    );
+  // Its own client, closed at the end: the keep-alive connections it pools would otherwise hold
+  // the server's descriptors (and memory) for as long as the bench runs.
+  const client = Deno.createHttpClient({});
+  const post = (path: string, token: string, body: unknown) =>
+    postJson(base, path, token, body, client);
+  try {
+    for (let i = 0; i < users; i += parallel) {
+      await Promise.all(
+        Array.from({ length: Math.min(parallel, users - i) }, async (_, j) => {
+          const u = i + j;
+          const tokens = [];
+          for (let slot = 0; slot < devicesPerUser; slot++) {
+            const username = `bench${firstUser + u}`;
+            tokens.push((await post("/api/v1/sessions", "", { username })).token);
+          }
+          const order = await post("/api/v1/orders", tokens[0], {
+            symbol: "AAPL",
+            asset_class: "stock",
+            side: "buy",
+            qty: "1000000000",
+          });
+          await post(BLOTTER_INGEST.path, INGEST_TOKEN, {
+            order_id: order.id,
+            exec_id: `new-${order.id}`,
+            type: "new",
+            at: new Date().toISOString(),
+          });
+          orders[u] = order.id;
+          tokens.forEach((token, slot) => devices[u * devicesPerUser + slot] = { token, slot });
+        }),
+      );
+    }
+  } finally {
+    client.close();
   }
   return { devices, orders };
 }
