@@ -46,17 +46,25 @@ export interface AppSocketOptions extends FollowerOptions {
 export class AppSocket extends Follower {
   readonly #socket: WebSocket;
   readonly #app: AppSocketOptions;
-  /** Settles once the socket has closed (its close frame sent and answered, or dropped). */
-  readonly whenClosed: Promise<void>;
+  #whenClosed: Promise<void> | null = null;
 
   constructor(options: AppSocketOptions) {
     super(options);
     this.#app = options;
     this.#socket = options.socket;
-    this.whenClosed = new Promise((resolve) => {
-      if (this.#socket.readyState === WebSocket.CLOSED) resolve();
-      else this.#socket.addEventListener("close", () => resolve(), { once: true });
-    });
+  }
+
+  /**
+   * Settles once the socket has closed (its close frame sent and answered, or dropped). Made when
+   * first asked (at shutdown), not as every socket opens: a promise and a listener held for the
+   * whole life of each idle connection, for a question asked once.
+   */
+  get whenClosed(): Promise<void> {
+    return this.#whenClosed ??= this.#socket.readyState === WebSocket.CLOSED
+      ? Promise.resolve()
+      : new Promise((resolve) =>
+        this.#socket.addEventListener("close", () => resolve(), { once: true })
+      );
   }
 
   /**
@@ -65,8 +73,14 @@ export class AppSocket extends Follower {
    */
   open(): Promise<void> {
     this.register();
-    this.#socket.addEventListener("close", () => this.end("client went away"), { once: true });
+    // The socket itself listens (handleEvent): no closure kept per connection.
+    this.#socket.addEventListener("close", this, { once: true });
     return this.follow();
+  }
+
+  /** The socket closed (this is its `close` listener): the connection ends. */
+  handleEvent(): void {
+    this.end("client went away");
   }
 
   /** The client refreshed its credentials (`auth`): the socket now ends at their expiry, if any. */

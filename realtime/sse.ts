@@ -12,7 +12,12 @@ import type { CloseReason, RealtimeStatus } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Position } from "./resume.ts";
 import { type BatchFrames, encodeSse, type SharedFrames } from "./sse_frame.ts";
-import { batchCacheFor, batchMessage, eventMessage, type StreamFormat } from "./stream_format.ts";
+import {
+  batchCacheFor,
+  type MessageBuilders,
+  messageBuildersFor,
+  type StreamFormat,
+} from "./stream_format.ts";
 import { type StreamSink, webStreamSink } from "./stream_sink.ts";
 
 /** What one stream needs. */
@@ -38,21 +43,26 @@ export interface StreamOptions extends FollowerOptions {
 export class EventStream extends Follower {
   /** Where the bytes go; the route answers with `sink.response(headers)`. */
   readonly sink: StreamSink;
-  /** Live HTML messages, paced (the JSON format sends each event at once). */
-  readonly #paced: Coalescer;
+  /** Live HTML messages, paced; none for the JSON format, which sends each event at once. */
+  readonly #paced: Coalescer | null;
   /** Wakes a replay waiting for the client to take what was queued (see `drained`). */
   #wakeDrained: (() => void) | null = null;
   readonly #stream: StreamOptions;
   readonly #batches: BatchFrames;
+  readonly #build: MessageBuilders;
 
   constructor(options: StreamOptions) {
     super(options);
     this.#stream = options;
     this.#batches = batchCacheFor(options.format);
-    this.#paced = new Coalescer(
-      options.format.coalesceMs,
-      (events) => this.#write(this.#batches.batch(events, this.#batchMessage)),
-    );
+    this.#build = messageBuildersFor(options.format);
+    // Only a paced format pays for a coalescer (and its closure) in every stream.
+    this.#paced = options.format.coalesceMs > 0
+      ? new Coalescer(
+        options.format.coalesceMs,
+        (events) => this.#write(this.#batches.batch(events, this.#build.batch)),
+      )
+      : null;
     this.sink = options.sink ?? webStreamSink();
   }
 
@@ -68,9 +78,9 @@ export class EventStream extends Follower {
     });
     const signal = this.#stream.signal;
     if (signal) {
-      const gone = () => this.end("client went away");
-      if (signal.aborted) gone();
-      else signal.addEventListener("abort", gone, { once: true });
+      // The stream itself listens (handleEvent): no closure kept per stream.
+      if (signal.aborted) this.handleEvent();
+      else signal.addEventListener("abort", this, { once: true });
     }
     this.#write(encodeSse({ retry: this.#stream.retryMs }));
     this.#write(encodeSse({ comment: `heartbeat_ms=${this.#stream.heartbeatMs}` }));
@@ -89,9 +99,14 @@ export class EventStream extends Follower {
     this.end(reason);
   }
 
+  /** The request was aborted (this is its signal's `abort` listener): the client went away. */
+  handleEvent(): void {
+    this.end("client went away");
+  }
+
   /** `reset`, whose id is `at`'s (empty when there is none); live from there. */
   protected sendReset(at: Position, reason: string): void {
-    this.#paced.end(); // what it holds is older than the reset: it goes first, never after
+    this.#paced?.end(); // what it holds is older than the reset: it goes first, never after
     this.#write(encodeSse({ id: at.id ?? "", event: "reset", data: JSON.stringify({ reason }) }));
   }
 
@@ -102,20 +117,16 @@ export class EventStream extends Follower {
       for (const e of events) metrics.deliveryLatency.observe((now - Date.parse(e.at)) / 1000);
     }
     metrics?.eventsDelivered.inc({ format: format.name }, events.length);
-    if (format.coalesceMs <= 0) {
+    if (!this.#paced) {
+      const build = this.#build.event;
       for (const e of events) {
-        this.#write(
-          shared ? shared.event(format, e, this.#eventMessage) : encodeSse(this.#eventMessage(e)),
-        );
+        this.#write(shared ? shared.event(format, e, build) : encodeSse(build(e)));
       }
       return;
     }
     if (live) this.#paced.add(events);
-    else this.#write(this.#batches.batch(events, this.#batchMessage));
+    else this.#write(this.#batches.batch(events, this.#build.batch));
   }
-
-  readonly #eventMessage = (e: OrderEvent) => eventMessage(this.#stream.format, e);
-  readonly #batchMessage = (events: OrderEvent[]) => batchMessage(this.#stream.format, events);
 
   #write(bytes: Uint8Array): void {
     if (this.closed) return;
@@ -141,7 +152,7 @@ export class EventStream extends Follower {
 
   protected end(reason: CloseReason, detail?: string): void {
     if (this.closed) return;
-    this.#paced.end();
+    this.#paced?.end();
     this.closed = true;
     this.#wake();
     this.unregister();

@@ -68,6 +68,30 @@ export function batchMessage(format: StreamFormat, events: OrderEvent[]): SseMes
   };
 }
 
+/** A format's message builders, as the frame caches take them (one event, one batch). */
+export interface MessageBuilders {
+  event(e: OrderEvent): SseMessage;
+  batch(events: OrderEvent[]): SseMessage;
+}
+
+/** One pair of builders per format, shared by its streams (not two closures in every stream). */
+const builders = new WeakMap<StreamFormat, MessageBuilders>();
+
+/** The builders every stream of `format` shares. */
+export function messageBuildersFor(format: StreamFormat): MessageBuilders {
+  let b = builders.get(format);
+  if (!b) {
+    builders.set(
+      format,
+      b = {
+        event: (e) => eventMessage(format, e),
+        batch: (events) => batchMessage(format, events),
+      },
+    );
+  }
+  return b;
+}
+
 /**
  * The full id (`SEQ.TAG`) of a user's event `seq`, for a list or a page to open its stream from;
  * null for seq 0 (no event yet). A committed event's id never changes, so reading it after the
