@@ -257,7 +257,9 @@ export class Follow {
     this.#setState("polling");
     try {
       // Alone (no live connection applying events), the list is the truth, even an older one.
-      await this.#load(null, this.#live === null);
+      // A list that comes back after the app went to the background is not applied: paused
+      // means nothing changes until it is back.
+      await this.#load(null, this.#live === null, () => this.#foreground);
       if (healthy) this.#attempt = 0;
     } catch {
       // The next round tries again.
@@ -277,12 +279,11 @@ export class Follow {
 
   /**
    * Reads every page of the list (all statuses: an order that ended must leave "open" too) and
-   * replaces the view with it, at the first page's `last_event_id` (read with its rows).
+   * replaces the view with it as `replaceWithList` decides, unless no longer `wanted`; saves it.
    */
-  /** Replaces the view with the list, as `replaceWithList` decides; then saves it. */
-  async #load(why: ReloadReason | null, alone = true): Promise<void> {
+  async #load(why: ReloadReason | null, alone = true, wanted = () => true): Promise<void> {
     const list = await this.api.list();
-    if (!this.#running) return;
+    if (!this.#running || !wanted()) return;
     if (replaceWithList(this.view, this.events, list, why, alone)) this.#persist();
   }
 

@@ -225,6 +225,55 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+Deno.test("client (polling): a poll answered after the app went to the background is not applied", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
+  const { token } = await login(server.url, "bea");
+  // Holds the list reads while `held` is set: a poll is in flight when the app is paused, and
+  // the server reads the list only after the order below exists (what a slow box did in CI).
+  let held: PromiseWithResolvers<void> | null = null;
+  let asked = 0;
+  const slow: typeof fetch = async (input, init) => {
+    if (String(input).includes("/api/v1/orders")) {
+      asked++;
+      if (held) await held.promise;
+    }
+    return await fetch(input, init);
+  };
+  const client = new BlotterClient({
+    baseUrl: server.url,
+    token,
+    transport: "polling",
+    fetch: slow,
+  });
+  try {
+    await client.start();
+    await eventually(() => client.state === "polling");
+    held = Promise.withResolvers();
+    const before = asked;
+    await eventually(() => asked > before, 10_000); // the next poll is waiting
+    client.setForeground(false);
+    const placed = await api(server.url, token, "POST", "/api/v1/orders", {
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "5",
+    });
+    const gate = held;
+    held = null;
+    gate.resolve();
+    await new Promise((r) => setTimeout(r, 300)); // the held poll is answered
+    assert.equal(client.order(placed.json.id), undefined, "a paused client applied a poll");
+    assert.equal(client.state, "paused");
+    client.setForeground(true);
+    await eventually(() => client.order(placed.json.id) !== undefined);
+  } finally {
+    await client.stop();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 const SECRET = "a-shared-secret-of-at-least-32-characters!";
 
 for (const transport of ["websocket", "sse"] as const) {
