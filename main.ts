@@ -18,7 +18,12 @@ import { Metrics } from "./realtime/metrics.ts";
 import { registerProcessMetrics } from "./realtime/process_metrics.ts";
 import { createPushDispatcher } from "./realtime/push/dispatcher.ts";
 import { createApp } from "./routes/app.ts";
-import { openDescriptors, openFileLimit, streamCapFor } from "./server/descriptors.ts";
+import {
+  openDescriptors,
+  openFileLimit,
+  streamCapFor,
+  streamRoomFor,
+} from "./server/descriptors.ts";
 import { waitingRoutes } from "./routes/waiting.ts";
 import { serve, type Server } from "./server/serve.ts";
 import { openStore, openStoreWhenReachable, StartError } from "./store/open.ts";
@@ -44,6 +49,8 @@ export interface AssembledBlotter {
   app: ReturnType<typeof createApp>;
   /** Ends every open stream and socket (they reconnect), as shutdown does first. */
   endStreams(): Promise<void>;
+  /** Open streams and sockets: descriptors a shed cannot free (server/serve.ts). */
+  openStreams(): number;
   /** Resolves once every push alert handed in so far is sent or given up. */
   pushSettled(): Promise<void>;
   /** Stops the timers, the venue, the feed, push and the store (after the server has stopped). */
@@ -60,6 +67,8 @@ export interface Given {
   maxStreams?: number;
   /** Why the server is not accepting connections right now, or null (for /readyz). */
   notAccepting?: () => string | null;
+  /** Whether the process has descriptors for one more stream (the server's `roomForMore`). */
+  roomLeft?: () => boolean;
 }
 
 /** Starts every part of Blotter except the HTTP server. */
@@ -79,6 +88,7 @@ export async function assembleBlotter(
     metrics,
     log,
     interest: store.changes,
+    roomLeft: given.roomLeft,
   });
   const push = await createPushDispatcher({ config, store, hub, metrics, log });
   const feed = startFeed({
@@ -109,6 +119,7 @@ export async function assembleBlotter(
   return {
     app,
     endStreams: () => hub.closeAll("server shutting down"),
+    openStreams: () => hub.streamCount,
     pushSettled: () => push.idle(),
     async stop() {
       clearInterval(prune);
@@ -147,6 +158,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     metrics,
     maxStreams,
     notAccepting: () => server?.notAccepting ?? null,
+    roomLeft: () => server?.roomForMore() ?? true,
   };
   let blotter: AssembledBlotter | null = null;
   const assemble = async (store: Store | null) => {
@@ -173,6 +185,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
     server: config.httpServer,
     metrics: given.metrics,
     fileLimit,
+    held: () => blotter?.openStreams() ?? 0,
   });
   log.info("Blotter is listening", {
     url: `http://${config.host}:${server.port}`,
@@ -194,6 +207,9 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   if (config.auth.mode === "dev") {
     log.warn("AUTH_MODE=dev: anyone can sign in as anyone. Never use it in production.");
   }
+  // Held anyway (the hub refuses once descriptors near the limit), but said: it cannot be reached.
+  const room = streamRoomFor(fileLimit);
+  if (maxStreams > room) log.warn("MAX_STREAMS is more than the open-file limit leaves", { room });
   // Accepted (CONTRACT sets no length), but said: a short shared secret can be guessed.
   for (
     const [name, value, min] of [

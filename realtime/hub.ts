@@ -91,6 +91,8 @@ export interface HubOptions {
   interest?: Pick<ChangeSource, "watch" | "unwatch">;
   /** Where refusals at `maxStreams` are told, once per burst. */
   log?: Logger;
+  /** Whether the process has descriptors for one more (the server's `roomForMore`); else 503. */
+  roomLeft?: () => boolean;
 }
 
 /** How long shutdown waits for app sockets' close handshakes before it stops serving anyway. */
@@ -131,6 +133,7 @@ export class Hub {
   #status: RealtimeStatus = { realtime: "ok" };
   readonly #heartbeat: Heartbeat<Subscriber> | null;
   readonly #interest: HubOptions["interest"];
+  readonly #roomLeft: HubOptions["roomLeft"];
   /** Per user with a stream here: when their changes from other instances flow (`watching`). */
   readonly #watching = new Map<string, Promise<void>>();
 
@@ -139,7 +142,7 @@ export class Hub {
     this.maxStreams = options.maxStreams ?? Infinity;
     this.#metrics = options.metrics;
     this.#full = new Episode(options.log ?? silentLogger, {
-      began: "refusing new streams: this instance holds MAX_STREAMS (503 + Retry-After)",
+      began: "refusing new streams: MAX_STREAMS or the open-file limit reached (503 + Retry-After)",
       ended: "taking new streams again",
       quietMs: 10_000,
     });
@@ -147,6 +150,7 @@ export class Hub {
       ? new Heartbeat(options.heartbeatMs, options.ticker)
       : null;
     this.#interest = options.interest;
+    this.#roomLeft = options.roomLeft;
     options.metrics?.gauge("blotter_open_streams", "Open streams and sockets", () => this.#count);
   }
 
@@ -158,9 +162,9 @@ export class Hub {
     // After closeAll (shutdown) nothing new is taken: a stream or socket arriving while the
     // server finishes would hold its shutdown open, and be cut without a word.
     if (this.closing) throw restarting();
-    if (this.#count >= this.maxStreams) {
+    if (this.#count >= this.maxStreams || this.#roomLeft?.() === false) {
       this.#metrics?.streamsRefused.inc();
-      this.#full.occurred({ max_streams: this.maxStreams });
+      this.#full.occurred({ max_streams: this.maxStreams, open_streams: this.#count });
       throw streamsFull();
     }
     let subs = this.#users.get(sub.userId);

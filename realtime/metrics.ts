@@ -143,7 +143,7 @@ export class Metrics {
   /** Streams refused at the instance's cap (MAX_STREAMS), answered 503. */
   readonly streamsRefused = this.counter(
     "blotter_streams_refused_total",
-    "New streams refused with 503 because the instance holds MAX_STREAMS",
+    "New streams refused with 503: the instance holds MAX_STREAMS, or is short of open files",
   );
   /**
    * The listener's troubles, by `event`: accept_failed (the accept loop stopped, e.g. on EMFILE,

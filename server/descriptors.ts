@@ -26,7 +26,12 @@ export function reservedDescriptors(limit: number): number {
  * a full house of streams still leaves the API and `/healthz` room to answer.
  */
 export function streamCapFor(limit: number): number {
-  return Math.max(1, Math.floor((limit - reservedDescriptors(limit)) * 3 / 4));
+  return Math.max(1, Math.floor(streamRoomFor(limit) * 3 / 4));
+}
+
+/** What the reserve leaves for client connections: more streams than this can never be held. */
+export function streamRoomFor(limit: number): number {
+  return limit - reservedDescriptors(limit);
 }
 
 /**

@@ -22,6 +22,11 @@ export interface ServeOptions {
   /** The open-file limit in force (descriptors.ts); default: read from the process. */
   fileLimit?: number;
   /**
+   * Connections the app holds open for long (the hub's streams and sockets). A shed cannot free
+   * them, so the supervisor counts only the descriptors they do not hold when it decides to shed.
+   */
+  held?: () => number;
+  /**
    * How long a connection may go without sending a complete request head, from its accept or its
    * previous response, before it is closed (node:http only; Deno.serve sheds under pressure).
    */

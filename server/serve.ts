@@ -18,6 +18,12 @@ export interface Server {
   readonly port: number;
   /** Why new connections are not being accepted right now, or null while they are (/readyz). */
   readonly notAccepting: string | null;
+  /**
+   * Whether one more long-held connection fits: false once the descriptors in use (the last
+   * sample, plus the app's connections opened since) reach the pressure mark. The hub refuses
+   * new streams and sockets then (503), rather than grow into the open-file limit.
+   */
+  roomForMore(): boolean;
   /** Stops accepting connections and resolves when open requests have ended. */
   shutdown(): Promise<void>;
 }
@@ -49,7 +55,10 @@ export async function serve(app: Fetchable, options: ServeOptions): Promise<Serv
  *   with backoff until it binds — the process never exits for it, and open streams go on, since
  *   a retired listener's requests in progress run to their end;
  * - before it comes to that, when the descriptors in use pass the pressure mark, the listener is
- *   replaced the same way, which sheds a crowd of silent or idle sockets (slowloris) in one go.
+ *   replaced the same way, which sheds a crowd of silent or idle sockets (slowloris) in one go —
+ *   but only when such a crowd is there: Deno.serve's shutdown also ends upgraded connections
+ *   (app sockets, with 1001), so when the app's own streams and sockets fill the descriptors, a
+ *   shed would close every socket and free nothing. Then new ones are refused (`roomForMore`).
  * Connections are refused only in the moments between two listeners.
  */
 class ListenerSupervisor implements Server {
@@ -65,10 +74,18 @@ class ListenerSupervisor implements Server {
   readonly #paused: Episode;
   readonly #shedding: Episode;
   readonly #pressureMark: number;
+  /** Half the reserve: the room between the mark and the limit (descriptors.ts). */
+  readonly #halfReserve: number;
+  /** Descriptors not held by the app's connections past which a shed is worth it (start). */
+  #shedWorth = Infinity;
+  /** The last sample: descriptors open, and how many the app's connections held then. */
+  #open = 0;
+  #held = 0;
 
   constructor(readonly listen: Listen, readonly options: ServeOptions) {
     const limit = options.fileLimit ?? openFileLimit();
     this.#pressureMark = pressureMarkFor(limit);
+    this.#halfReserve = limit - this.#pressureMark;
     this.#paused = new Episode(options.log, {
       began: "stopped accepting connections; listening again as soon as the system allows",
       ended: "accepting connections again",
@@ -86,6 +103,10 @@ class ListenerSupervisor implements Server {
 
   async start(port: number): Promise<void> {
     this.#adopt(await this.listen(port));
+    // What the process holds of its own before any client (files, pools, the listener): a shed
+    // is worth it once a crowd of other connections fills at least the room the mark leaves.
+    this.#sample();
+    this.#shedWorth = this.#open - this.#held + this.#halfReserve;
     this.#check = setInterval(() => this.#checkPressure(), PRESSURE_CHECK_MS);
     // The check alone must not keep the process (or a test) alive.
     Deno.unrefTimer(this.#check as unknown as number);
@@ -103,8 +124,19 @@ class ListenerSupervisor implements Server {
     });
   }
 
-  #checkPressure(): void {
+  roomForMore(): boolean {
+    const held = this.options.held?.() ?? this.#held;
+    return this.#open + (held - this.#held) < this.#pressureMark;
+  }
+
+  #sample(): number | null {
     const open = openDescriptors();
+    if (open !== null) (this.#open = open, this.#held = this.options.held?.() ?? 0);
+    return open;
+  }
+
+  #checkPressure(): void {
+    const open = this.#sample();
     if (open === null || !this.#current || this.#stopped) return;
     if (this.#justShed) {
       this.#justShed = false;
@@ -117,6 +149,8 @@ class ListenerSupervisor implements Server {
     // What a shed left open is busy (streams, requests in flight): shedding again frees nothing
     // until descriptors grow past what it left.
     if (open <= this.#shedFloor) return;
+    // The app's own streams and sockets are what fill them: refused from now on (roomForMore).
+    if (open - this.#held < this.#shedWorth) return;
     this.#justShed = true;
     this.options.metrics?.listenerEvents.inc({ event: "shed" });
     this.#shedding.occurred({ open_files: open, mark: this.#pressureMark });

@@ -279,3 +279,80 @@ for (const adapter of ["deno", "node"] as const) {
     fn: () => crowdAtTheDoor(adapter),
   });
 }
+
+/** An app socket past hello: whether it was taken (`ready`), and how it closed, if it did. */
+interface OpenedSocket {
+  ws: WebSocket;
+  ready: boolean;
+  closed: number | null;
+}
+
+/** Opens an app socket and says hello; settles once it is ready or closed. */
+function openAppSocket(port: number, token: string): Promise<OpenedSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`);
+  const s: OpenedSocket = { ws, ready: false, closed: null };
+  return new Promise((settled) => {
+    ws.onopen = () => ws.send(JSON.stringify({ op: "hello", token }));
+    ws.onmessage = (m) => {
+      if (JSON.parse(m.data).op === "ready") (s.ready = true, settled(s));
+    };
+    ws.onerror = () => {};
+    ws.onclose = (e) => (s.closed = e.code, settled(s));
+  });
+}
+
+// An explicit MAX_STREAMS past what the open-file limit leaves: the app's own sockets fill the
+// descriptors. A shed would free none of them and close them all (Deno.serve's shutdown ends
+// upgraded connections), so the supervisor does not shed: new sockets are refused (1013) instead.
+Deno.test({
+  name: "open files (deno): app sockets filling the descriptors are refused, not shed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await spawnServer(
+      {
+        AUTH_MODE: "dev",
+        KV_PATH: ":memory:",
+        INGEST_TOKEN,
+        RATE_LIMIT: "off",
+        MAX_STREAMS: "1000",
+        MAX_STREAMS_PER_USER: "1000",
+      },
+      undefined,
+      ["prlimit", `--nofile=${NOFILE}:${NOFILE}`],
+    );
+    const port = Number(new URL(server.url).port);
+    const sockets: OpenedSocket[] = [];
+    try {
+      await eventually(() => /MAX_STREAMS is more than the open-file limit/.test(server.output()));
+      const mob = await login(server.url, "mob");
+      // In small batches, each settled before the next: the refusals, not a race, are tested.
+      while (!sockets.some((s) => s.closed === 1013) && sockets.length < NOFILE) {
+        const batch = await Promise.all(
+          Array.from({ length: 8 }, () => openAppSocket(port, mob.token)),
+        );
+        sockets.push(...batch);
+      }
+      const taken = sockets.filter((s) => s.ready);
+      assert.ok(sockets.some((s) => s.closed === 1013), "no socket was refused with 1013");
+      assert.ok(taken.length > 100, `only ${taken.length} sockets were taken`);
+      // Past a few pressure checks (one a second), every socket taken is still open, and one of
+      // them gets the trader's next event.
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.deepEqual(taken.filter((s) => s.closed !== null).map((s) => s.closed), []);
+      const last = taken.at(-1)!;
+      const got = new Promise<void>((r) =>
+        last.ws.addEventListener("message", (m) => JSON.parse(m.data).op === "event" && r())
+      );
+      await placeOrder(server.url, mob.token);
+      await got;
+      assert.equal(taken.filter((s) => s.closed !== null).length, 0, "a taken socket closed");
+      assert.ok(!server.exited(), "the server exited");
+    } finally {
+      for (const s of sockets) s.ws.close();
+      const out = await server.stop();
+      if (Deno.env.get("TEST_LOG")) console.log(out);
+      assert.doesNotMatch(out, /running short of open files/, "the app's own sockets were shed");
+    }
+  },
+});
