@@ -29,7 +29,7 @@ export function streamCapFor(limit: number): number {
   return Math.max(1, Math.floor(streamRoomFor(limit) * 3 / 4));
 }
 
-/** What the reserve leaves for client connections: more streams than this can never be held. */
+/** What the reserve leaves for client connections: a MAX_STREAMS past it is not reached. */
 export function streamRoomFor(limit: number): number {
   return limit - reservedDescriptors(limit);
 }

@@ -6,7 +6,12 @@
  */
 import { Episode } from "../log.ts";
 import { denoListener } from "./deno_listener.ts";
-import { openDescriptors, openFileLimit, pressureMarkFor } from "./descriptors.ts";
+import {
+  openDescriptors,
+  openFileLimit,
+  pressureMarkFor,
+  reservedDescriptors,
+} from "./descriptors.ts";
 import type { Fetchable, Listen, Listener, ServeOptions } from "./listener.ts";
 import { nodeListener } from "./node_listener.ts";
 
@@ -74,18 +79,20 @@ class ListenerSupervisor implements Server {
   readonly #paused: Episode;
   readonly #shedding: Episode;
   readonly #pressureMark: number;
-  /** Half the reserve: the room between the mark and the limit (descriptors.ts). */
-  readonly #halfReserve: number;
-  /** Descriptors not held by the app's connections past which a shed is worth it (start). */
-  #shedWorth = Infinity;
-  /** The last sample: descriptors open, and how many the app's connections held then. */
-  #open = 0;
+  /**
+   * Descriptors not held by the app's streams and sockets past which a shed is worth it: the
+   * reserve, which budgets the process's own (store, pools, push senders), is then exceeded by
+   * connections a shed can close.
+   */
+  readonly #shedWorth: number;
+  /** The last sample (null until one was read): descriptors open, and the app's held then. */
+  #open: number | null = null;
   #held = 0;
 
   constructor(readonly listen: Listen, readonly options: ServeOptions) {
     const limit = options.fileLimit ?? openFileLimit();
     this.#pressureMark = pressureMarkFor(limit);
-    this.#halfReserve = limit - this.#pressureMark;
+    this.#shedWorth = reservedDescriptors(limit);
     this.#paused = new Episode(options.log, {
       began: "stopped accepting connections; listening again as soon as the system allows",
       ended: "accepting connections again",
@@ -103,10 +110,7 @@ class ListenerSupervisor implements Server {
 
   async start(port: number): Promise<void> {
     this.#adopt(await this.listen(port));
-    // What the process holds of its own before any client (files, pools, the listener): a shed
-    // is worth it once a crowd of other connections fills at least the room the mark leaves.
-    this.#sample();
-    this.#shedWorth = this.#open - this.#held + this.#halfReserve;
+    this.#sample(); // roomForMore counts from here, not only from the first check
     this.#check = setInterval(() => this.#checkPressure(), PRESSURE_CHECK_MS);
     // The check alone must not keep the process (or a test) alive.
     Deno.unrefTimer(this.#check as unknown as number);
@@ -125,6 +129,8 @@ class ListenerSupervisor implements Server {
   }
 
   roomForMore(): boolean {
+    // Where descriptors cannot be counted, MAX_STREAMS alone decides.
+    if (this.#open === null) return true;
     const held = this.options.held?.() ?? this.#held;
     return this.#open + (held - this.#held) < this.#pressureMark;
   }
@@ -150,7 +156,8 @@ class ListenerSupervisor implements Server {
     // until descriptors grow past what it left.
     if (open <= this.#shedFloor) return;
     // The app's own streams and sockets are what fill them: refused from now on (roomForMore).
-    if (open - this.#held < this.#shedWorth) return;
+    // (node:http's shed closes idle connections only, so there it costs nothing to try.)
+    if (this.options.server !== "node" && open - this.#held <= this.#shedWorth) return;
     this.#justShed = true;
     this.options.metrics?.listenerEvents.inc({ event: "shed" });
     this.#shedding.occurred({ open_files: open, mark: this.#pressureMark });
