@@ -29,6 +29,7 @@ export class Follow {
   #authRetried = false;
   #degraded = false;
   #foreground = true;
+  #pauses = 0; // a list read across a pause is not applied
   #running = false;
   #heartbeatMs = 15_000;
   #resumedFromFullId = false;
@@ -85,6 +86,7 @@ export class Follow {
     this.#foreground = foreground;
     if (!this.#running) return;
     if (!foreground) {
+      this.#pauses++;
       this.#drop();
       this.#setState("paused");
     } else if (!this.#live) this.#reconnectNow(); // a healthy connection is kept
@@ -257,9 +259,7 @@ export class Follow {
     this.#setState("polling");
     try {
       // Alone (no live connection applying events), the list is the truth, even an older one.
-      // A list that comes back after the app went to the background is not applied: paused
-      // means nothing changes until it is back.
-      await this.#load(null, this.#live === null, () => this.#foreground);
+      await this.#load(null, this.#live === null);
       if (healthy) this.#attempt = 0;
     } catch {
       // The next round tries again.
@@ -277,13 +277,12 @@ export class Follow {
 
   // --- the list and the view --------------------------------------------------------------------
 
-  /**
-   * Reads every page of the list (all statuses: an order that ended must leave "open" too) and
-   * replaces the view with it as `replaceWithList` decides, unless no longer `wanted`; saves it.
-   */
-  async #load(why: ReloadReason | null, alone = true, wanted = () => true): Promise<void> {
+  /** Reads every page of the list (all statuses: an ended order must leave "open" too) and applies
+   * it as `replaceWithList` decides, unless paused meanwhile (the app is back later; not at start). */
+  async #load(why: ReloadReason | null, alone = true): Promise<void> {
+    const pauses = this.#pauses;
     const list = await this.api.list();
-    if (!this.#running || !wanted()) return;
+    if (!this.#running || (why !== "start" && pauses !== this.#pauses)) return;
     if (replaceWithList(this.view, this.events, list, why, alone)) this.#persist();
   }
 

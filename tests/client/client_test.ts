@@ -233,12 +233,15 @@ Deno.test("client (polling): a poll answered after the app went to the backgroun
   // the server reads the list only after the order below exists (what a slow box did in CI).
   let held: PromiseWithResolvers<void> | null = null;
   let asked = 0;
+  let answered = 0;
   const slow: typeof fetch = async (input, init) => {
-    if (String(input).includes("/api/v1/orders")) {
-      asked++;
-      if (held) await held.promise;
-    }
-    return await fetch(input, init);
+    if (!String(input).includes("/api/v1/orders")) return await fetch(input, init);
+    asked++;
+    const gate = held;
+    if (gate) await gate.promise;
+    const res = await fetch(input, init);
+    if (gate) answered++;
+    return res;
   };
   const client = new BlotterClient({
     baseUrl: server.url,
@@ -262,7 +265,8 @@ Deno.test("client (polling): a poll answered after the app went to the backgroun
     const gate = held;
     held = null;
     gate.resolve();
-    await new Promise((r) => setTimeout(r, 300)); // the held poll is answered
+    await eventually(() => answered > 0); // the held poll is answered…
+    await new Promise((r) => setTimeout(r, 200)); // …and its body read and handed back
     assert.equal(client.order(placed.json.id), undefined, "a paused client applied a poll");
     assert.equal(client.state, "paused");
     client.setForeground(true);
