@@ -60,6 +60,10 @@ export function startFeed(
   let catchingUp: Promise<void> | null = null;
   /** Resyncs asked while one ran: one more round once it ends, for all of them (at most one). */
   let again: Whom | null = null;
+  /** Settles when that one more round has run. */
+  let againDone: PromiseWithResolvers<void> | null = null;
+  /** Counts the feed's returns: "ok" is told for the latest only. */
+  let returns = 0;
 
   const publish = (batch: UserEvent[]) => {
     // Group by user, keeping each user's seq order, then fan out without awaiting anyone.
@@ -99,21 +103,23 @@ export function startFeed(
   /**
    * Runs a catch-up, then one more if another was asked meanwhile: the running round may have
    * read the log before what was committed while the feed was away (again) — dropping the ask
-   * would leave that for the user's next event. Asks during a round coalesce into one.
+   * would leave that for the user's next event. Asks during a round coalesce into one. Settles
+   * once a round that covers this ask has run.
    */
-  const resync = (whom: Whom = "all") => {
+  const resync = (whom: Whom = "all"): Promise<void> => {
     if (catchingUp) {
       again = again === "all" || whom === "all" ? "all" : new Set([...again ?? [], ...whom]);
-      return;
+      return (againDone ??= Promise.withResolvers()).promise;
     }
     catchingUp = catchUp(whom)
       .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
       .finally(() => {
         catchingUp = null;
-        const next = again;
-        again = null;
-        if (next) resync(next);
+        const [next, done] = [again, againDone];
+        [again, againDone] = [null, null];
+        if (next) resync(next).then(done?.resolve);
       });
+    return catchingUp;
   };
 
   /**
@@ -181,10 +187,14 @@ export function startFeed(
     },
     connected() {
       state = { ok: true };
-      hub.setRealtimeStatus({ realtime: "ok" });
       clearInterval(polling);
       polling = undefined;
-      resync();
+      // Degraded until caught up (CONTRACT): a client that stops polling at "ok" has by then
+      // been sent what was committed while the feed was away. Not if it went away again.
+      const back = ++returns;
+      resync().then(() =>
+        back === returns && state.ok && hub.setRealtimeStatus({ realtime: "ok" })
+      );
       recheckSessions();
     },
     behind(userIds) {
