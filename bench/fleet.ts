@@ -24,6 +24,11 @@ export interface Layout {
   spread: number;
   /** The venue's keep-alive connections, shared out over the instances. */
   connections: number;
+  /**
+   * Where the venue's reports go: `round-robin` over the instances, or `dedicated` to one more
+   * instance that holds no streams (so that the others' CPU is delivery alone).
+   */
+  ingest: "round-robin" | "dedicated";
 }
 
 /** A private nats-server on a free port, pinned to CPU 0 with the rest of the system under test. */
@@ -44,6 +49,8 @@ export interface Fleet {
   served: boolean[][];
   devicesOn: number[];
   senders: Sender[];
+  /** The instance each sender POSTs to. */
+  ingestAt: number[];
 }
 
 /**
@@ -67,7 +74,8 @@ export async function startFleet(
     return p;
   };
   const first = await spawn();
-  const instances = [first, ...await Promise.all(Array.from({ length: n - 1 }, spawn))];
+  const more = n - 1 + (o.ingest === "dedicated" ? 1 : 0);
+  const instances = [first, ...await Promise.all(Array.from({ length: more }, spawn))];
   const { devices, orders } = await seedUsers(first.base, o.users, o.devices);
   const served = instances.map(() => new Array<boolean>(o.users).fill(false));
   const byInstance: Device[][] = instances.map(() => []);
@@ -81,13 +89,14 @@ export async function startFleet(
     instances.map((p, i) => openSseStreams("127.0.0.1", p.port, byInstance[i], sink)),
   );
   defer(() => streams.forEach((s) => s.close()));
-  const senders = instances.map((p) =>
+  const ingestAt = o.ingest === "dedicated" ? [n] : instances.map((_, i) => i);
+  const senders = ingestAt.map((i) =>
     new Sender(
       "127.0.0.1",
-      p.port,
+      instances[i].port,
       BLOTTER_INGEST.path,
       BLOTTER_INGEST.headers,
-      Math.max(1, Math.round(o.connections / n)),
+      Math.max(1, Math.round(o.connections / ingestAt.length)),
     )
   );
   defer(() => senders.forEach((s) => s.close()));
@@ -97,6 +106,7 @@ export async function startFleet(
     served,
     devicesOn: byInstance.map((d) => d.length),
     senders,
+    ingestAt,
   };
 }
 

@@ -4,9 +4,10 @@
  * nats-server), at one fixed report rate. Users are spread over the instances as a load balancer
  * that keeps a user's connections together would spread them (consecutive blocks of users per
  * instance; each user's devices on `--spread` instances from its own); the venue's reports are
- * POSTed round-robin over all instances, one request per report. Per instance: its CPU per report
- * of the total rate and per report of its own users, beside its share of the users — what an
- * instance pays for the other instances' users is the question. Per configuration: Postgres' and
+ * POSTed round-robin over all instances, one request per report (or, with `--ingest dedicated`,
+ * all to one more instance that holds no streams: the others then only deliver). Per instance: its
+ * CPU per report of the total rate and per report of its own users, beside its share of the users
+ * — what an instance pays for the other instances' users is the question. Per configuration: Postgres' and
  * nats-server's CPU per report, WAL syncs per report, the ingest answer time (the commit as the
  * venue sees it) and sent → received latency at the devices. Everything under test (instances,
  * Postgres, nats-server) is pinned to CPU 0, this process (the load generator) to CPU 1, as
@@ -14,6 +15,7 @@
  *
  *   deno task bench:scale [--instances 1,2,4] [--buses notify,nats] [--rate 1000] [--seconds 20]
  *                         [--users 1500] [--devices 2] [--spread 1] [--connections 64]
+ *                         [--ingest round-robin|dedicated]
  *                         [--warmup 500x5] [--drain 10] [--nats-server nats-server]
  *
  * Nothing here is a test and nothing asserts a time. Every process and cluster it starts is
@@ -42,6 +44,7 @@ function options() {
       users: { type: "string", default: "1500" },
       devices: { type: "string", default: "2" },
       spread: { type: "string", default: "1" },
+      ingest: { type: "string", default: "round-robin" },
       connections: { type: "string", default: "64" },
       drain: { type: "string", default: "10" },
       warmup: { type: "string", default: "500x5" },
@@ -51,6 +54,10 @@ function options() {
   });
   const buses = values.buses.split(",").map((b) => b.trim());
   for (const b of buses) if (b !== "notify" && b !== "nats") throw new Error(`unknown bus ${b}`);
+  const ingest = values.ingest;
+  if (ingest !== "round-robin" && ingest !== "dedicated") {
+    throw new Error(`unknown ingest ${ingest}`);
+  }
   return {
     instances: values.instances.split(",").map(Number),
     buses: buses as Bus[],
@@ -59,6 +66,7 @@ function options() {
     users: Number(values.users),
     devices: Number(values.devices),
     spread: Number(values.spread),
+    ingest: ingest as "round-robin" | "dedicated",
     connections: Number(values.connections),
     drainSeconds: Number(values.drain),
     warmup: warmupOption(values.warmup),
@@ -106,6 +114,7 @@ async function measure(n: number, bus: Bus, o: Options, defer: Defer) {
     date: new Date().toISOString(),
     instances: n,
     bus,
+    ingest: o.ingest,
     users: o.users,
     connections: f.devicesOn,
     users_share_percent: f.served.map((s) =>

@@ -56,7 +56,7 @@ export async function warmUp(
   sys: System,
   o: { rate: number; seconds: number; drainSeconds: number; focus: number[] },
 ): Promise<void> {
-  const d = new Deliveries(0, capacity(o.rate, o.seconds, f.instances.length), sys.devicesPerUser);
+  const d = new Deliveries(0, capacity(o.rate, o.seconds, f.senders.length), sys.devicesPerUser);
   sys.sink.current = d;
   const sent = await sendRoundRobin(f, 0, o);
   await awaitDeliveries(d, sent.reduce((s, r) => s + r.accepted, 0) * sys.devicesPerUser);
@@ -71,7 +71,7 @@ export async function measureStep(
   step: number,
   o: { rate: number; seconds: number; drainSeconds: number; focus: number[] },
 ) {
-  const n = f.instances.length;
+  const n = f.senders.length; // the round-robin's width: the instances, or the one that ingests
   const d = new Deliveries(step, capacity(o.rate, o.seconds, n), sys.devicesPerUser);
   sys.sink.current = d;
   // /metrics and psql are read outside the CPU window, so that their own cost is not counted.
@@ -150,7 +150,7 @@ export async function measureStep(
     measured_s: round(wall, 1),
     per_instance: f.instances.map((_, i) => ({
       instance: i,
-      reports_posted: sent[i].accepted,
+      reports_posted: sent[f.ingestAt.indexOf(i)]?.accepted ?? 0,
       reports_of_own_users: own[i],
       cpu_percent: percent(instUs[i]),
       cpu_us_per_report: round(instUs[i] / accepted),

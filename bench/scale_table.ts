@@ -16,7 +16,8 @@ function markdown(head: string[], rows: string[][]): string {
 
 /** Prints the configurations' table (step 1, every user) and the instances' table. */
 export function printTables(results: Configuration[]): void {
-  const name = (c: Configuration) => `${c.instances} × ${c.bus}`;
+  const name = (c: Configuration) =>
+    `${c.instances} × ${c.bus}${c.ingest === "dedicated" ? " + ingest" : ""}`;
   console.log(
     "\n" + markdown(
       [
