@@ -35,6 +35,9 @@ export const SWEEP_MS = 10_000;
 
 /** While the feed is down, how often open streams' sessions are checked for a revoke. */
 const REVOKE_POLL_MS = 2_000;
+/** After the feed returns, a failed catch-up is tried again after this long, doubled up to the max. */
+const OK_RETRY_FIRST_MS = 500;
+const OK_RETRY_MAX_MS = 10_000;
 
 /** Events told again (not first heard) are alerted only if this recent (by their time). */
 const RECENT_MS = 60_000;
@@ -57,13 +60,14 @@ export function startFeed(
 ): Feed {
   const { store, hub, push, log } = deps;
   let state: { ok: boolean; reason?: string } = { ok: store.changes.connected };
-  let catchingUp: Promise<void> | null = null;
+  let catchingUp: Promise<boolean> | null = null;
   /** Resyncs asked while one ran: one more round once it ends, for all of them (at most one). */
   let again: Whom | null = null;
-  /** Settles when that one more round has run. */
-  let againDone: PromiseWithResolvers<void> | null = null;
+  /** Settles when that one more round has run, with whether it read the log. */
+  let againDone: PromiseWithResolvers<boolean> | null = null;
   /** Counts the feed's returns: "ok" is told for the latest only. */
   let returns = 0;
+  let retryOk: ReturnType<typeof setTimeout> | undefined;
 
   const publish = (batch: UserEvent[]) => {
     // Group by user, keeping each user's seq order, then fan out without awaiting anyone.
@@ -104,15 +108,18 @@ export function startFeed(
    * Runs a catch-up, then one more if another was asked meanwhile: the running round may have
    * read the log before what was committed while the feed was away (again) — dropping the ask
    * would leave that for the user's next event. Asks during a round coalesce into one. Settles
-   * once a round that covers this ask has run.
+   * once a round that covers this ask has run: true if it read the log, false if that failed.
    */
-  const resync = (whom: Whom = "all"): Promise<void> => {
+  const resync = (whom: Whom = "all"): Promise<boolean> => {
     if (catchingUp) {
       again = again === "all" || whom === "all" ? "all" : new Set([...again ?? [], ...whom]);
       return (againDone ??= Promise.withResolvers()).promise;
     }
     catchingUp = catchUp(whom)
-      .catch((err) => log.error("catch-up after reconnect failed", { err: String(err) }))
+      .then(() => true, (err) => {
+        log.error("catch-up after reconnect failed", { err: String(err) });
+        return false;
+      })
       .finally(() => {
         catchingUp = null;
         const [next, done] = [again, againDone];
@@ -190,11 +197,17 @@ export function startFeed(
       clearInterval(polling);
       polling = undefined;
       // Degraded until caught up (CONTRACT): a client that stops polling at "ok" has by then
-      // been sent what was committed while the feed was away. Not if it went away again.
+      // been sent what was committed while the feed was away. A round that failed is tried
+      // again, with backoff, until one reads the log or the feed goes away (again).
       const back = ++returns;
-      resync().then(() =>
-        back === returns && state.ok && hub.setRealtimeStatus({ realtime: "ok" })
-      );
+      const tellOk = (wait: number) =>
+        resync().then((caughtUp) => {
+          if (back !== returns || !state.ok) return;
+          if (caughtUp) return hub.setRealtimeStatus({ realtime: "ok" });
+          retryOk = setTimeout(() => tellOk(Math.min(wait * 2, OK_RETRY_MAX_MS)), wait);
+        }).catch((err) => log.error("telling streams the feed is back failed", { err }));
+      clearTimeout(retryOk);
+      tellOk(OK_RETRY_FIRST_MS);
       recheckSessions();
     },
     behind(userIds) {
@@ -216,6 +229,8 @@ export function startFeed(
     stop() {
       clearInterval(sweeper);
       clearInterval(polling);
+      clearTimeout(retryOk);
+      returns++; // a round still running tells nothing
       unsubscribe();
     },
   };
