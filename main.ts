@@ -207,7 +207,7 @@ export async function startBlotter(config: Config, log: Logger): Promise<Running
   if (config.auth.mode === "dev") {
     log.warn("AUTH_MODE=dev: anyone can sign in as anyone. Never use it in production.");
   }
-  // Not reached: new streams are refused once descriptors near the limit (server/serve.ts).
+  // Not reached on Linux: new streams are refused once descriptors near the limit (serve.ts).
   const room = streamRoomFor(fileLimit);
   if (maxStreams > room) log.warn("MAX_STREAMS is more than the open-file limit leaves", { room });
   // Accepted (CONTRACT sets no length), but said: a short shared secret can be guessed.
