@@ -278,6 +278,62 @@ Deno.test("client (polling): a poll answered after the app went to the backgroun
   }
 });
 
+Deno.test("client: a reload (the server's reset) answered after the app went to the background is not applied", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
+  const { token } = await login(server.url, "bel");
+  // A kept view ahead of the server's log: the stream answers with a reset, and the client
+  // reloads the list, which is held across the pause (as in the poll test above).
+  const storage = { get: () => JSON.stringify({ orders: [], lastEventId: "5" }), set: () => {} };
+  let held: PromiseWithResolvers<void> | null = Promise.withResolvers();
+  let asked = 0;
+  let answered = 0;
+  const slow: typeof fetch = async (input, init) => {
+    if (!String(input).includes("/api/v1/orders")) return await fetch(input, init);
+    asked++;
+    const gate = held;
+    if (gate) await gate.promise;
+    const res = await fetch(input, init);
+    if (gate) answered++;
+    return res;
+  };
+  const reloads: string[] = [];
+  const client = new BlotterClient({
+    baseUrl: server.url,
+    token,
+    transport: "sse",
+    fetch: slow,
+    storage,
+  });
+  client.on("reload", (why) => void reloads.push(why));
+  try {
+    await client.start();
+    await eventually(() => asked > 0, 10_000); // the reset's reload is waiting
+    client.setForeground(false);
+    const placed = await api(server.url, token, "POST", "/api/v1/orders", {
+      symbol: "AAPL",
+      asset_class: "stock",
+      side: "buy",
+      qty: "5",
+    });
+    const gate = held!;
+    held = null;
+    gate.resolve();
+    await eventually(() => answered > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(client.order(placed.json.id), undefined, "a paused client applied a reload");
+    assert.equal(client.state, "paused");
+    client.setForeground(true);
+    await eventually(() => client.order(placed.json.id) !== undefined);
+    await eventually(() => client.state === "live");
+    assert.ok(reloads.length > 0, "back in the foreground, the reset's reload was not made");
+  } finally {
+    await client.stop();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 const SECRET = "a-shared-secret-of-at-least-32-characters!";
 
 for (const transport of ["websocket", "sse"] as const) {
