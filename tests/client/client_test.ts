@@ -225,36 +225,58 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+/**
+ * A fetch for the client that can hold its list reads: `hold` resolves once the next one is
+ * waiting; `release` lets it through and resolves once it has been answered and handed back.
+ */
+class HeldListReads {
+  #gate: PromiseWithResolvers<void> | null = null;
+  #asked = 0;
+  #answered = 0;
+
+  readonly fetch: typeof fetch = async (input, init) => {
+    if (!String(input).includes("/api/v1/orders")) return await fetch(input, init);
+    this.#asked++;
+    const gate = this.#gate;
+    if (gate) await gate.promise;
+    const res = await fetch(input, init);
+    if (gate) this.#answered++;
+    return res;
+  };
+
+  async hold(): Promise<void> {
+    this.#gate = Promise.withResolvers();
+    const before = this.#asked;
+    await eventually(() => this.#asked > before, 10_000);
+  }
+
+  async release(): Promise<void> {
+    const gate = this.#gate!;
+    this.#gate = null;
+    const before = this.#answered;
+    gate.resolve();
+    await eventually(() => this.#answered > before);
+    await new Promise((r) => setTimeout(r, 200)); // its body read and handed to the client
+  }
+}
+
 Deno.test("client (polling): a poll answered after the app went to the background is not applied", async () => {
   const dir = await Deno.makeTempDir();
   const server = await blotterAt(freePort(), `${dir}/blotter.kv`);
   const { token } = await login(server.url, "bea");
-  // Holds the list reads while `held` is set: a poll is in flight when the app is paused, and
-  // the server reads the list only after the order below exists (what a slow box did in CI).
-  let held: PromiseWithResolvers<void> | null = null;
-  let asked = 0;
-  let answered = 0;
-  const slow: typeof fetch = async (input, init) => {
-    if (!String(input).includes("/api/v1/orders")) return await fetch(input, init);
-    asked++;
-    const gate = held;
-    if (gate) await gate.promise;
-    const res = await fetch(input, init);
-    if (gate) answered++;
-    return res;
-  };
+  // A poll is in flight when the app is paused, and the server reads the list only after the
+  // order below exists (what a slow box did in CI).
+  const reads = new HeldListReads();
   const client = new BlotterClient({
     baseUrl: server.url,
     token,
     transport: "polling",
-    fetch: slow,
+    fetch: reads.fetch,
   });
   try {
     await client.start();
     await eventually(() => client.state === "polling");
-    held = Promise.withResolvers();
-    const before = asked;
-    await eventually(() => asked > before, 10_000); // the next poll is waiting
+    await reads.hold(); // the next poll is waiting
     client.setForeground(false);
     const placed = await api(server.url, token, "POST", "/api/v1/orders", {
       symbol: "AAPL",
@@ -262,11 +284,7 @@ Deno.test("client (polling): a poll answered after the app went to the backgroun
       side: "buy",
       qty: "5",
     });
-    const gate = held;
-    held = null;
-    gate.resolve();
-    await eventually(() => answered > 0); // the held poll is answered…
-    await new Promise((r) => setTimeout(r, 200)); // …and its body read and handed back
+    await reads.release();
     assert.equal(client.order(placed.json.id), undefined, "a paused client applied a poll");
     assert.equal(client.state, "paused");
     client.setForeground(true);
@@ -285,30 +303,20 @@ Deno.test("client: a reload (the server's reset) answered after the app went to 
   // A kept view ahead of the server's log: the stream answers with a reset, and the client
   // reloads the list, which is held across the pause (as in the poll test above).
   const storage = { get: () => JSON.stringify({ orders: [], lastEventId: "5" }), set: () => {} };
-  let held: PromiseWithResolvers<void> | null = Promise.withResolvers();
-  let asked = 0;
-  let answered = 0;
-  const slow: typeof fetch = async (input, init) => {
-    if (!String(input).includes("/api/v1/orders")) return await fetch(input, init);
-    asked++;
-    const gate = held;
-    if (gate) await gate.promise;
-    const res = await fetch(input, init);
-    if (gate) answered++;
-    return res;
-  };
+  const reads = new HeldListReads();
   const reloads: string[] = [];
   const client = new BlotterClient({
     baseUrl: server.url,
     token,
     transport: "sse",
-    fetch: slow,
+    fetch: reads.fetch,
     storage,
   });
   client.on("reload", (why) => void reloads.push(why));
   try {
+    const reload = reads.hold();
     await client.start();
-    await eventually(() => asked > 0, 10_000); // the reset's reload is waiting
+    await reload; // the reset's reload is waiting
     client.setForeground(false);
     const placed = await api(server.url, token, "POST", "/api/v1/orders", {
       symbol: "AAPL",
@@ -316,11 +324,7 @@ Deno.test("client: a reload (the server's reset) answered after the app went to 
       side: "buy",
       qty: "5",
     });
-    const gate = held!;
-    held = null;
-    gate.resolve();
-    await eventually(() => answered > 0);
-    await new Promise((r) => setTimeout(r, 200));
+    await reads.release();
     assert.equal(client.order(placed.json.id), undefined, "a paused client applied a reload");
     assert.equal(client.state, "paused");
     client.setForeground(true);
